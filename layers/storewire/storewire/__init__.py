@@ -1,0 +1,1 @@
+"""Storewire's shared code, shipped as the Lambda layer: domain, sources, ports, adapters."""

@@ -1,0 +1,1 @@
+"""The pure domain: money and canonical events. No boto3, no httpx, no Powertools."""

@@ -1,0 +1,317 @@
+"""Canonical business events: the only thing Storewire puts on the bus.
+
+Every event is one frozen pydantic model: a common envelope (`CanonicalEvent`) plus a typed
+`data` body. An event type evolves by bumping `event_version`; consumers look the model up
+in `EVENT_MODELS` by `(event_type, event_version)`. When an event is too large for the bus
+its `data` is stored elsewhere and `claim_check` says where (then `data` is null).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal, Self, TypedDict
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from storewire.domain.money import Money
+
+MAX_ENTRY_BYTES = 256 * 1024
+"""EventBridge's limit for one PutEvents request (and so for one entry), in bytes."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+
+
+# --------------------------------------------------------------------------- data bodies
+
+
+class Address(_Frozen):
+    """A postal address (personal data: never logged)."""
+
+    name: str | None = None
+    company: str | None = None
+    address1: str | None = None
+    address2: str | None = None
+    city: str | None = None
+    province_code: str | None = None
+    zip: str | None = None
+    country_code: str | None = None
+    phone: str | None = None
+
+
+class CustomerRef(_Frozen):
+    """Who placed the order: the storefront's customer id and the contact email."""
+
+    external_customer_id: str | None = None
+    email: str | None = None
+
+
+class OrderLine(_Frozen):
+    line_id: str = Field(description="The storefront's line item id")
+    sku: str | None = None
+    product_id: str | None = None
+    variant_id: str | None = None
+    title: str
+    variant_title: str | None = None
+    name: str | None = Field(default=None, description="Display name, e.g. 'Tee - Black / M'")
+    vendor: str | None = None
+    quantity: int = Field(ge=0)
+    unit_price: Money
+    total_discount: Money
+    grams: int = Field(ge=0, description="Weight of one unit, in grams")
+    requires_shipping: bool = True
+
+
+class OrderTotals(_Frozen):
+    subtotal: Money = Field(description="Lines after line discounts, before shipping and tax")
+    discounts: Money
+    shipping: Money
+    tax: Money
+    total: Money
+    outstanding: Money | None = Field(default=None, description="Still to be paid, if known")
+
+
+class OrderData(_Frozen):
+    """The order as the storefront reported it in this delivery."""
+
+    external_order_id: str
+    order_number: str = Field(description="The shop-facing name, e.g. '#1001'")
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    financial_status: str | None = None
+    fulfillment_status: str | None = None
+    lines: tuple[OrderLine, ...]
+    totals: OrderTotals
+    customer: CustomerRef | None = None
+    shipping_address: Address | None = None
+    payment_gateway_names: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    test: bool = False
+    created_at: AwareDatetime
+    updated_at: AwareDatetime = Field(description="Storefront time; guards monotonic updates")
+    cancelled_at: AwareDatetime | None = None
+    cancel_reason: str | None = None
+
+
+class RefundLine(_Frozen):
+    refund_line_id: str
+    line_id: str = Field(description="The order line this refunds")
+    sku: str | None = None
+    product_id: str | None = None
+    variant_id: str | None = None
+    quantity: int = Field(ge=0)
+    restock: bool = Field(description="True when the units go back to stock")
+    restock_type: str = Field(description="'return', 'cancel', 'no_restock' or 'legacy_restock'")
+    location_id: str | None = None
+    subtotal: Money
+    total_tax: Money
+
+
+class RefundTransaction(_Frozen):
+    transaction_id: str
+    kind: str
+    status: str
+    gateway: str | None = None
+    amount: Money
+
+
+class RefundData(_Frozen):
+    refund_id: str
+    external_order_id: str
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    lines: tuple[RefundLine, ...]
+    transactions: tuple[RefundTransaction, ...]
+    amount: Money = Field(description="Sum of successful refund transactions")
+    restock: bool = Field(description="True when any line is restocked")
+    note: str | None = None
+    created_at: AwareDatetime
+    processed_at: AwareDatetime | None = None
+
+
+class CustomerData(_Frozen):
+    """A customer record as the storefront reported it (personal data: never logged)."""
+
+    external_customer_id: str
+    email: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    phone: str | None = None
+    state: str | None = None
+    email_marketing_consent: str | None = None
+    tags: tuple[str, ...] = ()
+    default_address: Address | None = None
+    created_at: AwareDatetime
+    updated_at: AwareDatetime
+
+
+# --------------------------------------------------------------------------- the envelope
+
+
+class ClaimCheck(_Frozen):
+    """Where the `data` of an oversized event was stored, and how to verify it."""
+
+    bucket: str
+    key: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int = Field(ge=0)
+
+
+class CanonicalEvent(_Frozen):
+    """The envelope every canonical event shares (see docs/architecture.md, "The bus")."""
+
+    event_id: str = Field(pattern=r"^evt_[0-9a-f]{32}$")
+    event_type: str
+    event_version: int
+    occurred_at: AwareDatetime
+    source: str = Field(description="Where the event came from, e.g. 'shopify'")
+    shop: str = Field(description="The store it concerns, e.g. 'x.myshopify.com'")
+    channel: str = Field(description="The sales channel that owns the order, e.g. 'shopify'")
+    order_id: str | None = Field(default=None, description="Canonical: 'shopify:{shop}:{id}'")
+    external_order_id: str | None = None
+    customer_id: str | None = Field(
+        default=None, description="Canonical: 'shopify:{shop}:customer:{id}'"
+    )
+    correlation_id: str = Field(description="The order id, or the customer id for customers")
+    delivery_id: str = Field(description="The sender's delivery id the event came from")
+    data: Any = None
+    claim_check: ClaimCheck | None = None
+
+    @model_validator(mode="after")
+    def _data_xor_claim_check(self) -> Self:
+        if (self.data is None) == (self.claim_check is None):
+            raise ValueError("exactly one of data and claim_check must be set")
+        return self
+
+    def data_json(self) -> bytes:
+        """The `data` body as the JSON bytes a claim check stores."""
+        if self.data is None:
+            raise ValueError("event has no inline data")
+        payload = self.data.model_dump(mode="json") if isinstance(self.data, BaseModel) else None
+        return json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
+
+    def with_claim_check(self, claim_check: ClaimCheck) -> Self:
+        """This event with its data replaced by a claim check."""
+        return type(self).model_validate(
+            {**self.model_dump(exclude={"data", "claim_check"}), "claim_check": claim_check}
+        )
+
+
+class OrderPlaced(CanonicalEvent):
+    """A new order was created on the storefront (Shopify `orders/create`)."""
+
+    event_type: Literal["OrderPlaced"] = "OrderPlaced"
+    event_version: Literal[1] = 1
+    data: OrderData | None = None
+
+
+class OrderUpdated(CanonicalEvent):
+    """An order changed on the storefront (Shopify `orders/updated`)."""
+
+    event_type: Literal["OrderUpdated"] = "OrderUpdated"
+    event_version: Literal[1] = 1
+    data: OrderData | None = None
+
+
+class OrderPaymentReported(CanonicalEvent):
+    """The storefront reports the order paid (Shopify `orders/paid`); not yet verified."""
+
+    event_type: Literal["OrderPaymentReported"] = "OrderPaymentReported"
+    event_version: Literal[1] = 1
+    data: OrderData | None = None
+
+
+class OrderCancelled(CanonicalEvent):
+    """The order was cancelled on the storefront (Shopify `orders/cancelled`)."""
+
+    event_type: Literal["OrderCancelled"] = "OrderCancelled"
+    event_version: Literal[1] = 1
+    data: OrderData | None = None
+
+
+class RefundIssued(CanonicalEvent):
+    """A refund was created, possibly restocking lines (Shopify `refunds/create`)."""
+
+    event_type: Literal["RefundIssued"] = "RefundIssued"
+    event_version: Literal[1] = 1
+    data: RefundData | None = None
+
+
+class CustomerUpserted(CanonicalEvent):
+    """A customer was created or updated (Shopify `customers/create`, `customers/update`)."""
+
+    event_type: Literal["CustomerUpserted"] = "CustomerUpserted"
+    event_version: Literal[1] = 1
+    data: CustomerData | None = None
+
+
+EVENT_MODELS: dict[tuple[str, int], type[CanonicalEvent]] = {
+    (model.model_fields["event_type"].default, model.model_fields["event_version"].default): model
+    for model in (
+        OrderPlaced,
+        OrderUpdated,
+        OrderPaymentReported,
+        OrderCancelled,
+        RefundIssued,
+        CustomerUpserted,
+    )
+}
+"""Every canonical event model, by (event_type, event_version)."""
+
+EVENT_TYPES: dict[str, type[CanonicalEvent]] = {
+    event_type: EVENT_MODELS[(event_type, version)] for event_type, version in sorted(EVENT_MODELS)
+}
+"""The current model of each event type (what producers emit)."""
+
+
+def parse_event(detail: dict[str, Any] | str | bytes) -> CanonicalEvent:
+    """The typed event for an EventBridge `detail` (dict or JSON)."""
+    raw: dict[str, Any] = detail if isinstance(detail, dict) else json.loads(detail)
+    key = (raw.get("event_type"), raw.get("event_version"))
+    model = EVENT_MODELS.get(key)  # type: ignore[arg-type]
+    if model is None:
+        raise ValueError(f"unknown event type/version: {key}")
+    return model.model_validate(raw)
+
+
+def event_id(source: str, delivery_id: str, event_type: str, index: int) -> str:
+    """A deterministic event id: the same delivery always yields the same ids."""
+    digest = hashlib.sha256(f"{source}|{delivery_id}|{event_type}|{index}".encode()).hexdigest()
+    return f"evt_{digest[:32]}"
+
+
+def canonical_order_id(source: str, shop: str, external_id: str) -> str:
+    return f"{source}:{shop}:{external_id}"
+
+
+def canonical_customer_id(source: str, shop: str, external_id: str) -> str:
+    return f"{source}:{shop}:customer:{external_id}"
+
+
+# --------------------------------------------------------------------------- bus entries
+
+
+class BusEntry(TypedDict):
+    """One PutEvents entry, without `EventBusName` (the publisher adds it)."""
+
+    Source: str
+    DetailType: str
+    Detail: str
+
+
+def to_bus_entry(event: CanonicalEvent) -> BusEntry:
+    """The EventBridge entry for `event`: Source `storewire.<source>`, DetailType the type."""
+    return BusEntry(
+        Source=f"storewire.{event.source}",
+        DetailType=event.event_type,
+        Detail=event.model_dump_json(),
+    )
+
+
+def entry_size(entry: BusEntry) -> int:
+    """The size EventBridge counts for an entry (UTF-8 bytes of Source, DetailType, Detail)."""
+    return (
+        len(entry["Source"].encode())
+        + len(entry["DetailType"].encode())
+        + len(entry["Detail"].encode())
+    )
