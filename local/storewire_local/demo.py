@@ -59,7 +59,7 @@ def _payload(topic: str) -> bytes:
 def _deliveries() -> list[Delivery]:
     order_create = _payload("orders/create")
     first_id = str(uuid.uuid4())
-    story = [
+    return [
         Delivery("new customer", "customers/create", _payload("customers/create"),
                  str(uuid.uuid4()), 200, "accepted"),
         Delivery("order placed", "orders/create", order_create, first_id, 200, "accepted"),
@@ -82,7 +82,6 @@ def _deliveries() -> list[Delivery]:
         Delivery("topic not handled", "products/update", b'{"id": 632910392}',
                  str(uuid.uuid4()), 200, "ignored"),
     ]  # fmt: skip
-    return story
 
 
 def _outcome(response: httpx.Response) -> str:
@@ -163,7 +162,7 @@ def run(console: Console) -> int:
             delivered[logical_id] = kinds
             routed.add_row(
                 f"{label} ({logical_id})",
-                ", ".join(f"{kind} ×{count}" for kind, count in sorted(kinds.items())) or "-",
+                ", ".join(f"{kind} x{count}" for kind, count in sorted(kinds.items())) or "-",
             )
         console.print(routed)
 

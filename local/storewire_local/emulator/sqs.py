@@ -1,0 +1,207 @@
+"""SQS event sources: poll with the function's batch size, honour partial batch responses."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .cfn import REGION
+from .runner import InvocationError
+
+log = logging.getLogger("storewire.emulator")
+
+RETRY_VISIBILITY_SECONDS = 1
+
+
+@dataclass
+class SqsSource:
+    function: str
+    event_name: str
+    queue_id: str
+    queue_url: str
+    queue_arn: str
+    batch_size: int
+    window_seconds: float
+    report_failures: bool
+    enabled: bool = True
+
+
+def lambda_record(message: dict[str, Any], source: SqsSource) -> dict[str, Any]:
+    attributes = message.get("Attributes") or {}
+    message_attributes = {}
+    for name, value in (message.get("MessageAttributes") or {}).items():
+        item: dict[str, Any] = {
+            "stringListValues": [],
+            "binaryListValues": [],
+            "dataType": value.get("DataType"),
+        }
+        if "StringValue" in value:
+            item["stringValue"] = value["StringValue"]
+        if "BinaryValue" in value:
+            import base64
+
+            raw = value["BinaryValue"]
+            item["binaryValue"] = base64.b64encode(raw).decode() if isinstance(raw, bytes) else raw
+        message_attributes[name] = item
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message.get("Body", ""),
+        "attributes": {
+            k: str(v)
+            for k, v in attributes.items()
+            if k
+            in (
+                "ApproximateReceiveCount",
+                "SentTimestamp",
+                "SenderId",
+                "ApproximateFirstReceiveTimestamp",
+                "MessageGroupId",
+                "MessageDeduplicationId",
+                "SequenceNumber",
+                "AWSTraceHeader",
+            )
+        },
+        "messageAttributes": message_attributes,
+        "md5OfBody": message.get("MD5OfBody", ""),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": source.queue_arn,
+        "awsRegion": REGION,
+    }
+
+
+class SqsPoller:
+    """One thread per event source."""
+
+    def __init__(
+        self,
+        source: SqsSource,
+        sqs: Any,
+        invoke: Callable[[str, Any], Any],
+        activity: threading.Condition,
+        busy: Callable[[int], None],
+    ) -> None:
+        self.source = source
+        self.sqs = sqs
+        self._invoke = invoke
+        self._activity = activity
+        self._busy = busy
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"sqs-{source.function}-{source.event_name}", daemon=True
+        )
+        self.batches = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def signal_stop(self) -> None:
+        self._stop.set()
+        with self._activity:
+            self._activity.notify_all()
+
+    def stop(self) -> None:
+        self.signal_stop()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+    def _receive(self, count: int) -> list[dict[str, Any]]:
+        answer = self.sqs.receive_message(
+            QueueUrl=self.source.queue_url,
+            MaxNumberOfMessages=max(1, min(10, count)),
+            WaitTimeSeconds=0,
+            AttributeNames=["All"],
+            MessageSystemAttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        )
+        return list(answer.get("Messages") or [])
+
+    def _run(self) -> None:
+        idle_wait = 0.05
+        while not self._stop.is_set():
+            try:
+                worked = self.poll_once()
+            except Exception:
+                if self._stop.is_set():
+                    return
+                log.exception("poller %s failed; retrying", self.source.queue_id)
+                worked = False
+            if worked:
+                idle_wait = 0.05
+                continue
+            with self._activity:
+                self._activity.wait(timeout=idle_wait)
+            idle_wait = min(idle_wait * 2, 0.5)
+
+    def poll_once(self) -> bool:
+        """Receive one batch and hand it to the function. True if there was a batch."""
+        source = self.source
+        self._busy(1)
+        try:
+            messages = self._receive(source.batch_size)
+            if not messages:
+                return False
+            deadline = time.monotonic() + min(source.window_seconds, 1.0)
+            while len(messages) < source.batch_size and time.monotonic() < deadline:
+                more = self._receive(source.batch_size - len(messages))
+                if not more:
+                    time.sleep(0.05)
+                messages.extend(more)
+            self._process(messages)
+            self.batches += 1
+            return True
+        finally:
+            self._busy(-1)
+
+    def _process(self, messages: list[dict[str, Any]]) -> None:
+        source = self.source
+        event = {"Records": [lambda_record(m, source) for m in messages]}
+        by_id = {m["MessageId"]: m for m in messages}
+        failed: set[str]
+        try:
+            result = self._invoke(source.function, event)
+        except InvocationError as exc:
+            log.info("%s: batch of %d failed: %s", source.function, len(messages), exc)
+            failed = set(by_id)
+        else:
+            failed = set()
+            if source.report_failures and isinstance(result, dict):
+                items = result.get("batchItemFailures") or []
+                for item in items:
+                    identifier = item.get("itemIdentifier") if isinstance(item, dict) else None
+                    if not identifier or identifier not in by_id:
+                        log.warning(
+                            "%s: invalid batchItemFailures entry %r; whole batch fails",
+                            source.function,
+                            item,
+                        )
+                        failed = set(by_id)
+                        break
+                    failed.add(identifier)
+        succeeded = [m for mid, m in by_id.items() if mid not in failed]
+        for start in range(0, len(succeeded), 10):
+            chunk = succeeded[start : start + 10]
+            self.sqs.delete_message_batch(
+                QueueUrl=source.queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)
+                ],
+            )
+        retry = [by_id[mid] for mid in by_id if mid in failed]
+        for start in range(0, len(retry), 10):
+            chunk = retry[start : start + 10]
+            self.sqs.change_message_visibility_batch(
+                QueueUrl=source.queue_url,
+                Entries=[
+                    {
+                        "Id": str(i),
+                        "ReceiptHandle": m["ReceiptHandle"],
+                        "VisibilityTimeout": RETRY_VISIBILITY_SECONDS,
+                    }
+                    for i, m in enumerate(chunk)
+                ],
+            )
