@@ -130,6 +130,14 @@ def local_invoke(
     reuse: Annotated[
         bool, typer.Option(help="Use the running emulator found in local.json, if any.")
     ] = True,
+    fresh: Annotated[
+        bool,
+        typer.Option(
+            help="Stamp delivery-time headers (X-Shopify-Triggered-At) with the current time, "
+            "so a sample recorded days ago is not refused as stale. Signatures cover the body "
+            "only, so they stay valid."
+        ),
+    ] = True,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run one function once (like `sam local invoke`, without Docker); print its result."""
@@ -143,6 +151,8 @@ def local_invoke(
             payload = json.loads(event.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise _fail(f"cannot read event {event}: {exc}") from exc
+    if fresh:
+        payload = restamp_delivery_time(payload)
 
     from .state import running_state
 
@@ -196,6 +206,21 @@ def local_invoke(
         return
     typer.echo(json.dumps(outcome.get("error"), indent=2))
     raise typer.Exit(1)
+
+
+DELIVERY_TIME_HEADERS = ("x-shopify-triggered-at",)
+
+
+def restamp_delivery_time(event: Any, now: dt.datetime | None = None) -> Any:
+    """The event with its senders' delivery-time headers set to ``now`` (others untouched)."""
+    if not isinstance(event, dict) or not isinstance(event.get("headers"), dict):
+        return event
+    stamp = (now or dt.datetime.now(dt.UTC)).isoformat(timespec="microseconds")
+    headers = {
+        name: stamp.replace("+00:00", "Z") if name.lower() in DELIVERY_TIME_HEADERS else value
+        for name, value in event["headers"].items()
+    }
+    return {**event, "headers": headers}
 
 
 # ---------------------------------------------------------------- storewire send shopify

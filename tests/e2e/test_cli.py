@@ -160,6 +160,45 @@ def test_local_invoke_reuses_the_running_emulator(local_up: Any, tmp_path: Path)
     assert "using the running emulator" in result.stderr
 
 
+def test_local_invoke_runs_a_committed_sample_event_as_sam_local_invoke_would(
+    tmp_path: Path,
+) -> None:
+    # Given no running emulator, the development secret, and a sample recorded days ago
+    event_file = REPO_ROOT / "events" / "shopify_orders_create.json"
+
+    # When it is invoked, as `sam local invoke -e` would
+    result = storewire(
+        "local", "invoke", "WebhookIngestFunction", "-e", str(event_file),
+        "--template", str(REPO_ROOT / "template.yaml"), "--no-reuse",
+        cwd=tmp_path, env={"SHOPIFY_WEBHOOK_SECRET": "shpss_storewire_dev_secret"},
+    )  # fmt: skip
+
+    # Then the handler accepts it (the delivery time is re-stamped; the signature still holds)
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.stdout)
+    assert answer["statusCode"] == 200, answer
+    assert json.loads(answer["body"])["status"] == "accepted"
+
+
+def test_local_invoke_without_fresh_keeps_the_recorded_time_and_is_refused_as_stale(
+    tmp_path: Path,
+) -> None:
+    event = json.loads((REPO_ROOT / "events" / "shopify_orders_create.json").read_text())
+    event["headers"]["x-shopify-triggered-at"] = "2020-01-01T00:00:00Z"
+    event_file = tmp_path / "old.json"
+    event_file.write_text(json.dumps(event))
+
+    result = storewire(
+        "local", "invoke", "WebhookIngestFunction", "-e", str(event_file),
+        "--template", str(REPO_ROOT / "template.yaml"), "--no-reuse", "--no-fresh",
+        cwd=tmp_path, env={"SHOPIFY_WEBHOOK_SECRET": "shpss_storewire_dev_secret"},
+    )  # fmt: skip
+
+    answer = json.loads(result.stdout)
+    assert answer["statusCode"] == 401
+    assert json.loads(answer["body"])["error"]["type"] == "StaleWebhook"
+
+
 def test_local_up_stops_cleanly_on_sigterm(local_up: Any) -> None:
     workdir, proc, _lines = local_up
     children = subprocess.run(
