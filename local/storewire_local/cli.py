@@ -15,11 +15,15 @@ from typing import Annotated, Any
 
 import typer
 
+from .stock_cli import order_app, stock_app
+
 app = typer.Typer(help="Storewire: run the event graph locally and operate it.")
 local_app = typer.Typer(help="The Docker-free local emulator (sam local for the whole graph).")
 send_app = typer.Typer(help="Send signed webhooks, as the senders would.")
 app.add_typer(local_app, name="local")
 app.add_typer(send_app, name="send")
+app.add_typer(stock_app, name="stock")
+app.add_typer(order_app, name="order")
 
 DEFAULT_STATE_DIR = Path(".storewire")
 

@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from storewire_local.emulator import Emulator
 from storewire_local.signing import shopify_headers
 from storewire_local.testing import EmulatorHandle
 
 PAYLOADS = Path(__file__).resolve().parents[2] / "events" / "payloads" / "shopify"
+REAL_TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 SECRET = "shpss_e2e_secret"
 SHOP = "storewire-demo.myshopify.com"
 CONSUMER_QUEUES = (
@@ -45,6 +48,27 @@ TOPICS = {
     "customers/create": "CustomerUpserted",
     "customers/update": "CustomerUpserted",
 }
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorHandle]:
+    """The real template.yaml with its SQS pollers off: these tests watch the consumer queues
+    themselves, so no consumer may take the messages first."""
+    emu = Emulator(
+        REAL_TEMPLATE,
+        port=0,
+        state_dir=tmp_path_factory.mktemp("storewire-routing"),
+        env={"SHOPIFY_WEBHOOK_SECRET": SECRET, "PATH": "/usr/bin:/bin"},
+        fire_schedules=False,
+        pollers=False,
+    )
+    emu.start()
+    handle = EmulatorHandle(emu)
+    try:
+        yield handle
+    finally:
+        handle.http.close()
+        emu.stop()
 
 
 def payload(topic: str) -> bytes:

@@ -22,6 +22,11 @@ class IngestSettings(BaseModel):
     dedupe_table_name: str = Field(alias="DEDUPE_TABLE_NAME", min_length=1)
     claim_check_bucket_name: str = Field(alias="CLAIM_CHECK_BUCKET_NAME", min_length=1)
     shopify_webhook_secret_id: str = Field(alias="SHOPIFY_WEBHOOK_SECRET_ID", min_length=1)
+    stripe_webhook_secret_id: str | None = Field(
+        default=None,
+        alias="STRIPE_WEBHOOK_SECRET_ID",
+        description="Optional: without it, /webhooks/stripe answers ConfigurationError (500)",
+    )
     dedupe_ttl_seconds: int = Field(
         default=259200, alias="DEDUPE_TTL_SECONDS", ge=MIN_DEDUPE_TTL_SECONDS
     )
@@ -59,4 +64,81 @@ class IngestSettings(BaseModel):
 
     def secret_ids(self) -> dict[str, str]:
         """The Secrets Manager id of each source's webhook secret."""
-        return {"shopify": self.shopify_webhook_secret_id}
+        ids = {"shopify": self.shopify_webhook_secret_id}
+        if self.stripe_webhook_secret_id:
+            ids["stripe"] = self.stripe_webhook_secret_id
+        return ids
+
+
+class PaymentSettings(BaseModel):
+    """The environment of `payment_confirmation` (docs/payments.md, "Configuration")."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    event_bus_name: str = Field(alias="EVENT_BUS_NAME", min_length=1)
+    orders_table_name: str = Field(alias="ORDERS_TABLE_NAME", min_length=1)
+    dead_letter_queue_url: str = Field(alias="DEAD_LETTER_QUEUE_URL", min_length=1)
+    claim_check_bucket_name: str = Field(default="", alias="CLAIM_CHECK_BUCKET_NAME")
+    stripe_api_key_secret_id: str = Field(alias="STRIPE_API_KEY_SECRET_ID", min_length=1)
+    stripe_api_base_url: str = Field(
+        default="https://api.stripe.com", alias="STRIPE_API_BASE_URL", pattern=r"^https?://"
+    )
+    shopify_admin_token_secret_id: str = Field(alias="SHOPIFY_ADMIN_TOKEN_SECRET_ID", min_length=1)
+    shopify_admin_base_url: str = Field(
+        default="",
+        alias="SHOPIFY_ADMIN_BASE_URL",
+        description="Empty: https://{shop} per order; else one base URL (the local fake)",
+    )
+    shopify_api_version: str = Field(
+        default="2025-07", alias="SHOPIFY_API_VERSION", pattern=r"^[0-9]{4}-[0-9]{2}$"
+    )
+    http_connect_timeout: float = Field(default=3.05, alias="HTTP_CONNECT_TIMEOUT", gt=0)
+    http_read_timeout: float = Field(default=10.0, alias="HTTP_READ_TIMEOUT", gt=0)
+    http_max_attempts: int = Field(default=4, alias="HTTP_MAX_ATTEMPTS", ge=1, le=10)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
+        """Settings from `environ` (default `os.environ`); `ConfigurationError` names bad ones."""
+        env = os.environ if environ is None else environ
+        try:
+            return cls.model_validate({k: v for k, v in env.items() if v != ""})
+        except ValidationError as error:
+            problems = ", ".join(
+                f"{'.'.join(str(p) for p in e['loc'])} ({e['msg']})"
+                for e in error.errors(include_url=False, include_input=False)
+            )
+            raise ConfigurationError(
+                f"invalid payment_confirmation environment: {problems}"
+            ) from None
+
+
+class StockSettings(BaseModel):
+    """The environment of `stock_adjustment` (docs/architecture.md, "Stock adjustment")."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    event_bus_name: str = Field(alias="EVENT_BUS_NAME", min_length=1)
+    inventory_table_name: str = Field(alias="INVENTORY_TABLE_NAME", min_length=1)
+    orders_table_name: str = Field(alias="ORDERS_TABLE_NAME", min_length=1)
+    claim_check_bucket_name: str = Field(default="", alias="CLAIM_CHECK_BUCKET_NAME")
+    dead_letter_queue_url: str = Field(
+        default="",
+        alias="DEAD_LETTER_QUEUE_URL",
+        description="Permanent failures go here at once; empty: they fail like the others",
+    )
+    default_location: str = Field(
+        default="default", alias="DEFAULT_LOCATION", min_length=1, pattern=r"^[^#]+$"
+    )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
+        """Settings from `environ` (default `os.environ`); `ConfigurationError` names bad ones."""
+        env = os.environ if environ is None else environ
+        try:
+            return cls.model_validate({k: v for k, v in env.items() if v != ""})
+        except ValidationError as error:
+            problems = ", ".join(
+                f"{'.'.join(str(p) for p in e['loc'])} ({e['msg']})"
+                for e in error.errors(include_url=False, include_input=False)
+            )
+            raise ConfigurationError(f"invalid stock_adjustment environment: {problems}") from None

@@ -12,8 +12,14 @@ The hierarchy (HTTP status in brackets, as answered by `webhook_ingest`):
   + DeliveryInProgress [409] - the same delivery is being processed right now; retry later
   + RetryableError [503] - a dependency failed transiently; the sender should retry
   |  + PublishFailed [503] - the bus refused (some of) the events
+  |  + RetryableUpstreamError [503] - a third party failed transiently; retries ran out
+  |  + PrerequisiteMissing [503] - an event came before what it builds on (a payment before
+  |     its reservation, an update before its order): SQS redelivers it; the DLQ if never
   + PermanentError [500] - a fault retrying will not fix (configuration, corrupt data)
-     + ConfigurationError [500] - missing or invalid settings / secrets
+  |  + ConfigurationError [500] - missing or invalid settings / secrets
+  |  + PermanentUpstreamError [502] - a third party refused the request (4xx but 408/409/429)
+  + UpstreamError [502] - base of the two above (`storewire.http`): `service`, `status`,
+                          `code` (the vendor's), `attempts`, `retry_after`
 """
 
 from __future__ import annotations
@@ -89,6 +95,16 @@ class PublishFailed(RetryableError):
     status_code = 503
 
 
+class PrerequisiteMissing(RetryableError):
+    """The event came before what it builds on: retry it later, do not misapply it.
+
+    A consumer raises it to fail the record; SQS redelivers it until the prerequisite
+    exists, and its DLQ keeps it, with this reason, if it never does.
+    """
+
+    status_code = 503
+
+
 class PermanentError(StorewireError):
     """A failure that retrying will not fix."""
 
@@ -99,6 +115,45 @@ class ConfigurationError(PermanentError):
     """Settings or secrets are missing or invalid."""
 
     status_code = 500
+
+
+class UpstreamError(StorewireError):
+    """A third-party API failed or refused a request (raised by `storewire.http`).
+
+    `service` names the integration (`stripe`, `shopify_admin`), `status` the HTTP status
+    (None for transport failures), `code` the vendor's error code when it gave one.
+    """
+
+    status_code = 502
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        service: str,
+        status: int | None = None,
+        code: str | None = None,
+        attempts: int = 1,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.service = service
+        self.status = status
+        self.code = code
+        self.attempts = attempts
+        self.retry_after = retry_after
+
+
+class RetryableUpstreamError(UpstreamError, RetryableError):
+    """Transient: the attempts ran out (or would overrun the deadline); retry later."""
+
+    status_code = 503
+
+
+class PermanentUpstreamError(UpstreamError, PermanentError):
+    """The third party refused the request as sent (bad key, unknown object, bad params)."""
+
+    status_code = 502
 
 
 def http_status(error: BaseException) -> int:

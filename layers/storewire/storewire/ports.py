@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from enum import StrEnum
 from typing import Protocol
 
 from storewire.domain.events import BusEntry, ClaimCheck
+from storewire.domain.inventory import (
+    LedgerEntry,
+    LineAllocation,
+    Location,
+    MoveKind,
+    OrderStockState,
+    StockLevel,
+)
+from storewire.domain.orders import OrderRecord
+from storewire.domain.payments import GatewayPayment
 
 
 class ClaimOutcome(StrEnum):
@@ -53,4 +63,64 @@ class ClaimCheckStore(Protocol):
 class SecretProvider(Protocol):
     def get(self, secret_id: str, *, force_fetch: bool = False) -> dict[str, str]:
         """The secret's JSON, e.g. ``{"current": "...", "previous": "..."}`` (cached)."""
+        ...
+
+
+class PaymentGateway(Protocol):
+    """A payment gateway that can say what it received for an order (Stripe, Shopify)."""
+
+    name: str
+
+    def fetch_payment(self, order: OrderRecord, reference: str | None) -> GatewayPayment:
+        """The gateway's current view of the payment `reference` (or of the order's)."""
+        ...
+
+
+class DeadLetterSink(Protocol):
+    """Where a consumer sends a record that retrying cannot fix, with the reason."""
+
+    def send(self, body: str, *, error_type: str, reason: str, message_id: str) -> None:
+        """Put `body` (unchanged) on the dead-letter queue; `RetryableError` if it cannot."""
+        ...
+
+
+class StockStore(Protocol):
+    """Stock rows, locations and the ledger (`DynamoDBStockStore`; a fake in tests).
+
+    (`OrderStore`, the order records' port, is defined with the record in
+    `storewire.domain.orders`.)
+    """
+
+    def locations(self) -> list[Location]:
+        """Configured locations; the default location is always among them."""
+        ...
+
+    def put_location(self, location: Location) -> None: ...
+
+    def levels(self, skus: Iterable[str]) -> dict[str, list[StockLevel]]:
+        """The rows of each SKU at the configured locations (strongly consistent)."""
+        ...
+
+    def order_state(self, order_id: str) -> OrderStockState:
+        """The order's ledger entries and flags (one strongly consistent read)."""
+        ...
+
+    def apply(self, order_id: str, kind: MoveKind, entries: Sequence[LedgerEntry]) -> None:
+        """Apply line moves of one kind as ONE transaction, or raise `MoveRejected`."""
+        ...
+
+    def mark(
+        self,
+        order_id: str,
+        *,
+        placed: bool = False,
+        cancelled: bool = False,
+        committed: bool = False,
+        backordered: Sequence[LineAllocation] = (),
+    ) -> bool:
+        """Set the order's flags; False when `placed` was set before (outcome fixed)."""
+        ...
+
+    def set_on_hand(self, sku: str, location: str, on_hand: int, *, ref: str) -> StockLevel:
+        """A count: on_hand = N (available follows), once per `ref`."""
         ...

@@ -27,6 +27,12 @@ from .stack import FunctionSpec, Stack
 
 log = logging.getLogger("storewire.emulator")
 
+# Template parameters the emulator points at its third-party fakes (parameter -> fake name).
+FAKE_PARAMETERS: dict[str, str] = {
+    "StripeApiBaseUrl": "stripe",
+    "ShopifyAdminBaseUrl": "shopify_admin",
+}
+
 # moto's backends are process-global: one emulator per process at a time.
 _live_lock = threading.Lock()
 _live: set[int] = set()
@@ -82,6 +88,7 @@ class Emulator:
         pollers: bool = True,
         echo_logs: bool = False,
         log_echo: Callable[[str, str], None] | None = None,
+        fakes: bool = True,
     ) -> None:
         self.template_path = Path(template_path).resolve()
         if not self.template_path.is_file():
@@ -96,6 +103,8 @@ class Emulator:
         self.fire_schedules = fire_schedules
         self.serve_api = serve_api
         self.enable_pollers = pollers
+        self.enable_fakes = fakes
+        self.fake_urls: dict[str, str] = {}
         self._echo = log_echo or (_stderr_echo if echo_logs else None)
         self.moto: MotoServer | None = None
         self.stack: Stack | None = None
@@ -147,7 +156,7 @@ class Emulator:
         self.moto.start()
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         try:
-            self.stack = Stack(self.template_path, self.parameter_overrides, self.moto.url)
+            self.stack = Stack(self.template_path, self._with_fakes(), self.moto.url)
             creator = ResourceCreator(self.stack, self.session(), self.env)
             self.resources = creator.create_all()
             self.functions = self.stack.functions()
@@ -203,8 +212,32 @@ class Emulator:
         if self.moto is not None:
             self.moto.stop()
             self.moto = None
+        if self.fake_urls:
+            from storewire_local.fakes import stop_fakes
+
+            stop_fakes()
+            self.fake_urls = {}
         with _live_lock:
             _live.discard(id(self))
+
+    def _with_fakes(self) -> dict[str, str]:
+        """The parameter overrides, plus the third-party fakes' URLs for the parameters the
+        template declares (``FAKE_PARAMETERS``) and the caller did not set. Starts the fakes."""
+        overrides = dict(self.parameter_overrides)
+        if not self.enable_fakes:
+            return overrides
+        from storewire_local.fakes import start_fakes
+
+        from .cfn import load_template
+
+        declared = load_template(self.template_path).get("Parameters") or {}
+        wanted = {p: f for p, f in FAKE_PARAMETERS.items() if p in declared and p not in overrides}
+        if not wanted:
+            return overrides
+        self.fake_urls = start_fakes(self.env, self.host, names=set(wanted.values()))
+        for parameter, fake in wanted.items():
+            overrides[parameter] = self.fake_urls[fake]
+        return overrides
 
     # -- wiring
 
@@ -572,7 +605,7 @@ class Emulator:
             ],
             "schedules": [f"{s.function}/{s.event_name}: {s.expression}" for s in self.schedules],
             "pid": os.getpid(),
-            "fakes": {},
+            "fakes": dict(self.fake_urls),
         }
 
 

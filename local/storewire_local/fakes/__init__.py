@@ -7,16 +7,16 @@ shapes, keeping state, with a `/_fake/` control plane to inject faults (see `bas
 * ``shopify_admin`` (`ShopifyAdminFake`): the Admin GraphQL order/transactions query, with
   cost-based throttling.
 
-``start_fakes(env)`` starts both (credentials from ``STRIPE_API_KEY`` / ``SHOPIFY_ADMIN_TOKEN``
-in `env`, else the development defaults) and returns ``{name: base url}``; ``stop_fakes()``
-stops what it started. The emulator writes the URLs into ``.storewire/local.json`` under
-``fakes`` and points the functions at them.
+``start_fakes(env)`` starts the registered fakes (`FAKE_FACTORIES`; credentials from
+``STRIPE_API_KEY`` / ``SHOPIFY_ADMIN_TOKEN`` in `env`, else the development defaults) and
+returns ``{name: base url}``; ``stop_fakes()`` stops what it started. The emulator writes the
+URLs into ``.storewire/local.json`` under ``fakes`` and points the functions at them.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from .base import FakeServer
 from .shopify_admin import DEFAULT_ADMIN_TOKEN, ShopifyAdminFake
@@ -25,6 +25,7 @@ from .stripe import DEFAULT_API_KEY, StripeFake
 __all__ = [
     "DEFAULT_ADMIN_TOKEN",
     "DEFAULT_API_KEY",
+    "FAKE_FACTORIES",
     "FakeServer",
     "ShopifyAdminFake",
     "StripeFake",
@@ -33,30 +34,47 @@ __all__ = [
     "stop_fakes",
 ]
 
+FakeFactory = Callable[[Mapping[str, str], str], FakeServer]
+"""Builds a (not yet started) fake from the environment and the loopback host."""
+
+FAKE_FACTORIES: dict[str, FakeFactory] = {
+    "stripe": lambda env, host: StripeFake(
+        host, api_key=env.get("STRIPE_API_KEY") or DEFAULT_API_KEY
+    ),
+    "shopify_admin": lambda env, host: ShopifyAdminFake(
+        host, access_token=env.get("SHOPIFY_ADMIN_TOKEN") or DEFAULT_ADMIN_TOKEN
+    ),
+}
+"""Every fake the emulator can start, by name. To add one: register its factory here and map
+the template parameter that carries its URL in `storewire_local.emulator.core.FAKE_PARAMETERS`."""
+
 _lock = threading.Lock()
 _running: dict[str, FakeServer] = {}
 
 
-def start_fakes(env: Mapping[str, str] | None = None, host: str = "127.0.0.1") -> dict[str, str]:
-    """Start the Stripe and Shopify Admin fakes (once); their base URLs by name."""
+def start_fakes(
+    env: Mapping[str, str] | None = None,
+    host: str = "127.0.0.1",
+    names: Iterable[str] | None = None,
+) -> dict[str, str]:
+    """Start the named fakes (default: every registered one) unless running; URLs by name."""
     env = env or {}
+    wanted = list(FAKE_FACTORIES) if names is None else list(names)
     with _lock:
-        if not _running:
-            fakes: list[FakeServer] = [
-                StripeFake(host, api_key=env.get("STRIPE_API_KEY") or DEFAULT_API_KEY),
-                ShopifyAdminFake(
-                    host, access_token=env.get("SHOPIFY_ADMIN_TOKEN") or DEFAULT_ADMIN_TOKEN
-                ),
-            ]
-            try:
-                for fake in fakes:
-                    fake.start()
-                    _running[fake.name] = fake
-            except BaseException:
-                for fake in _running.values():
-                    fake.stop()
-                _running.clear()
-                raise
+        started: list[tuple[str, FakeServer]] = []
+        try:
+            for name in wanted:
+                if name in _running:
+                    continue
+                fake = FAKE_FACTORIES[name](env, host)
+                fake.start()
+                started.append((name, fake))
+                _running[name] = fake
+        except BaseException:
+            for name, fake in started:
+                fake.stop()
+                _running.pop(name, None)
+            raise
         return {name: fake.url for name, fake in _running.items()}
 
 

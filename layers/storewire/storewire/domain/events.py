@@ -15,6 +15,7 @@ from typing import Any, Literal, Self, TypedDict
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from storewire.domain.money import Money
+from storewire.domain.payments import PaymentReport, PaymentVerification
 
 MAX_ENTRY_BYTES = 256 * 1024
 """EventBridge's limit for one PutEvents request (and so for one entry), in bytes."""
@@ -214,11 +215,13 @@ class OrderUpdated(CanonicalEvent):
 
 
 class OrderPaymentReported(CanonicalEvent):
-    """The storefront reports the order paid (Shopify `orders/paid`); not yet verified."""
+    """A payment was reported, not yet verified: the storefront says the order is paid
+    (Shopify `orders/paid`: `data` is the order) or a payment gateway reports a payment
+    (Stripe `payment_intent.*`: `data` is a `PaymentReport` naming gateway and reference)."""
 
     event_type: Literal["OrderPaymentReported"] = "OrderPaymentReported"
     event_version: Literal[1] = 1
-    data: OrderData | None = None
+    data: OrderData | PaymentReport | None = None
 
 
 class OrderCancelled(CanonicalEvent):
@@ -245,6 +248,139 @@ class CustomerUpserted(CanonicalEvent):
     data: CustomerData | None = None
 
 
+class PaymentConfirmed(CanonicalEvent):
+    """The gateway confirmed the order's payment in full (published once per order)."""
+
+    event_type: Literal["PaymentConfirmed"] = "PaymentConfirmed"
+    event_version: Literal[1] = 1
+    data: PaymentVerification | None = None
+
+
+class PaymentFailed(CanonicalEvent):
+    """The gateway says the order's payment failed (declined, canceled)."""
+
+    event_type: Literal["PaymentFailed"] = "PaymentFailed"
+    event_version: Literal[1] = 1
+    data: PaymentVerification | None = None
+
+
+class PaymentMismatch(CanonicalEvent):
+    """The gateway received another amount or currency than the order total: a person
+    reviews it; stock stays reserved."""
+
+    event_type: Literal["PaymentMismatch"] = "PaymentMismatch"
+    event_version: Literal[1] = 1
+    data: PaymentVerification | None = None
+
+
+# --------------------------------------------------------------------------- stock events
+# Published by stock adjustment as `Source: storewire.stock`.
+# Ids derive from the order (or the SKU and its version), never from the delivery that caused
+# them, so a redelivery or a duplicate webhook re-emits the same ids.
+
+
+class StockPiece(_Frozen):
+    location: str
+    quantity: int = Field(gt=0)
+
+
+class StockLine(_Frozen):
+    """One order line's stock outcome."""
+
+    line_id: str
+    sku: str
+    quantity: int = Field(ge=0, description="Ordered (or, for restocks, refunded) units")
+    reserved: int = Field(ge=0, description="Units this move concerns")
+    short: int = Field(default=0, ge=0, description="Units that could not be reserved")
+    pieces: tuple[StockPiece, ...] = ()
+
+
+StockOutcome = Literal["reserved", "partially_reserved", "backordered"]
+
+
+class StockReservationData(_Frozen):
+    status: StockOutcome
+    lines: tuple[StockLine, ...]
+
+
+class OrderBackorderedData(_Frozen):
+    status: StockOutcome
+    lines: tuple[StockLine, ...]
+    short_lines: tuple[StockLine, ...] = Field(description="The lines with units short")
+
+
+class StockMoveData(_Frozen):
+    """Commit, release or restock: the lines and pieces moved."""
+
+    lines: tuple[StockLine, ...]
+    refund_id: str | None = None
+    reason: str | None = None
+
+
+class StockLocationLevel(_Frozen):
+    location: str
+    on_hand: int
+    reserved: int
+    available: int
+
+
+class StockLevelData(_Frozen):
+    sku: str
+    on_hand: int
+    reserved: int
+    available: int
+    version: int = Field(description="Grows with every write to the SKU: keep the highest")
+    locations: tuple[StockLocationLevel, ...]
+
+
+class StockReserved(CanonicalEvent):
+    """Every line of an order is reserved in full (→ payment may commit it)."""
+
+    event_type: Literal["StockReserved"] = "StockReserved"
+    event_version: Literal[1] = 1
+    data: StockReservationData | None = None
+
+
+class OrderBackordered(CanonicalEvent):
+    """Some lines of an order could not be reserved (in full): `short_lines` says which."""
+
+    event_type: Literal["OrderBackordered"] = "OrderBackordered"
+    event_version: Literal[1] = 1
+    data: OrderBackorderedData | None = None
+
+
+class StockCommitted(CanonicalEvent):
+    """The order's reservations left stock (on_hand down): label creation may start."""
+
+    event_type: Literal["StockCommitted"] = "StockCommitted"
+    event_version: Literal[1] = 1
+    data: StockMoveData | None = None
+
+
+class StockReleased(CanonicalEvent):
+    """The order's open reservations went back to available (cancel or failed payment)."""
+
+    event_type: Literal["StockReleased"] = "StockReleased"
+    event_version: Literal[1] = 1
+    data: StockMoveData | None = None
+
+
+class StockRestocked(CanonicalEvent):
+    """Refunded units came back to stock (on_hand and available up)."""
+
+    event_type: Literal["StockRestocked"] = "StockRestocked"
+    event_version: Literal[1] = 1
+    data: StockMoveData | None = None
+
+
+class StockLevelChanged(CanonicalEvent):
+    """A SKU's quantities after a move, per location and in total."""
+
+    event_type: Literal["StockLevelChanged"] = "StockLevelChanged"
+    event_version: Literal[1] = 1
+    data: StockLevelData | None = None
+
+
 EVENT_MODELS: dict[tuple[str, int], type[CanonicalEvent]] = {
     (model.model_fields["event_type"].default, model.model_fields["event_version"].default): model
     for model in (
@@ -254,6 +390,15 @@ EVENT_MODELS: dict[tuple[str, int], type[CanonicalEvent]] = {
         OrderCancelled,
         RefundIssued,
         CustomerUpserted,
+        PaymentConfirmed,
+        PaymentFailed,
+        PaymentMismatch,
+        StockReserved,
+        OrderBackordered,
+        StockCommitted,
+        StockReleased,
+        StockRestocked,
+        StockLevelChanged,
     )
 }
 """Every canonical event model, by (event_type, event_version)."""

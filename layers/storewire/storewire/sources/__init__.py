@@ -86,9 +86,9 @@ class SourceAdapter(Protocol):
 
 def get_source(name: str) -> SourceAdapter:
     """The adapter serving `/webhooks/{name}`."""
-    from storewire.sources import shopify
+    from storewire.sources import shopify, stripe
 
-    sources: dict[str, SourceAdapter] = {"shopify": shopify.ADAPTER}
+    sources: dict[str, SourceAdapter] = {"shopify": shopify.ADAPTER, "stripe": stripe.ADAPTER}
     try:
         return sources[name]
     except KeyError:
@@ -96,4 +96,4 @@ def get_source(name: str) -> SourceAdapter:
 
 
 def source_names() -> tuple[str, ...]:
-    return ("shopify",)
+    return ("shopify", "stripe")
