@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
+from .channel_cli import channel_app
 from .stock_cli import order_app, stock_app
 
 app = typer.Typer(help="Storewire: run the event graph locally and operate it.")
@@ -24,6 +25,7 @@ app.add_typer(local_app, name="local")
 app.add_typer(send_app, name="send")
 app.add_typer(stock_app, name="stock")
 app.add_typer(order_app, name="order")
+app.add_typer(channel_app, name="channel")
 
 DEFAULT_STATE_DIR = Path(".storewire")
 

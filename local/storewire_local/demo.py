@@ -1,11 +1,11 @@
 """`make demo`: the whole graph on the local emulator, shown as a timeline.
 
-Starts the emulator on the real ``template.yaml`` (with its Stripe and Shopify Admin fakes),
-puts stock on the shelf, then tells three orders' stories as the storefront and the gateway
-would send them:
+Starts the emulator on the real ``template.yaml`` (with its Stripe, Shopify Admin, EasyPost and
+HubSpot fakes), puts stock on the shelf, lists one SKU on the storefront, then tells three
+orders' stories as the storefront, the gateway and the carrier would send them:
 
-- order #1001 is placed (and its webhook delivered twice), paid through Shopify, edited and
-  partly refunded with restock;
+- order #1001 is placed (and its webhook delivered twice), paid through Shopify, edited, gets
+  its label and tracking (in transit, delivered) and is partly refunded with restock;
 - order #1002 is placed and cancelled;
 - order #1003 is placed and paid through Stripe;
 
@@ -40,6 +40,10 @@ PAYLOADS = ROOT / "events" / "payloads" / "shopify"
 SHOP = "storewire-demo.myshopify.com"
 STRIPE_WEBHOOK_SECRET = "whsec_storewire_dev_secret"  # noqa: S105 - the public dev default
 STRIPE_API_KEY = "sk_test_storewire_dev"
+EASYPOST_WEBHOOK_SECRET = "whsec_storewire_easypost_dev"  # noqa: S105 - the public dev default
+LISTED_SKU = "SW-TEE-BLK-M"
+STOREFRONT_ITEM = "gid://shopify/InventoryItem/43729076"
+STOREFRONT_LOCATION = "gid://shopify/Location/1"
 SHELF = {"SW-TEE-BLK-M": 10, "SW-HOOD-GRY-L": 5, "SW-MUG-WHT": 8}
 ORDER_PAID_BY_SHOPIFY = 5745289347382  # the sample order (#1001)
 ORDER_CANCELLED = 5745301126454  # the sample cancelled order (#1002)
@@ -166,20 +170,58 @@ def _post_all(
             emulator.wait_idle(timeout=60)
 
 
-def _seed(emulator: Emulator) -> None:
-    from storewire.adapters.dynamodb_inventory import DynamoDBStockStore
+def _seed(emulator: Emulator, orders: list[dict[str, Any]]) -> None:
+    """The shelf, the storefront's own copy of each order, and one SKU listed on the store."""
+    from datetime import UTC, datetime
 
-    store = DynamoDBStockStore(emulator.client("dynamodb"), emulator.resources["InventoryTable"])
+    from storewire.adapters.dynamodb_channels import DynamoDBChannelListingStore
+    from storewire.adapters.dynamodb_inventory import DynamoDBStockStore
+    from storewire.domain.channels import ChannelListing
+
+    dynamodb = emulator.client("dynamodb")
+    store = DynamoDBStockStore(dynamodb, emulator.resources["InventoryTable"])
     for sku, units in SHELF.items():
         store.set_on_hand(sku, "default", units, ref="demo-shelf")
-    # The storefront's own record of order #1001, which payment confirmation reads back
     admin_url = emulator.info()["fakes"]["shopify_admin"]
-    sample = _payload("orders/paid")
+    for order in orders:  # Shopify holds an order before it sends its webhooks
+        httpx.post(f"{admin_url}/_fake/orders", json=order).raise_for_status()
     httpx.post(
-        f"{admin_url}/_fake/orders",
-        json={key: sample[key] for key in ("id", "name", "currency", "total_price")}
-        | {"financial_status": "paid"},
+        f"{admin_url}/_fake/inventory",
+        json={"inventory_item_id": STOREFRONT_ITEM, "location_id": STOREFRONT_LOCATION,
+              "available": SHELF[LISTED_SKU], "sku": LISTED_SKU},
+    ).raise_for_status()  # fmt: skip
+    DynamoDBChannelListingStore(dynamodb, emulator.resources["ChannelListingsTable"]).put_mapping(
+        ChannelListing(
+            sku=LISTED_SKU, location="default", channel="shopify", shop=SHOP,
+            inventory_item_id=STOREFRONT_ITEM, location_id=STOREFRONT_LOCATION,
+            mapped_at=datetime.now(UTC),
+        )
+    )  # fmt: skip
+
+
+def _track(emulator: Emulator, order_id: str, statuses: list[str]) -> list[int]:
+    """The carrier reports the order's parcel moving: signed tracker.updated webhooks."""
+    from datetime import UTC, datetime, timedelta
+
+    easypost = emulator.info()["fakes"]["easypost"]
+    state = httpx.get(f"{easypost}/_fake/state").json()
+    shipment = next(s for s in state["shipments"].values() if s.get("reference") == order_id)
+    httpx.post(
+        f"{easypost}/_fake/webhooks",
+        json={"url": f"{emulator.api_url}/webhooks/easypost", "secret": EASYPOST_WEBHOOK_SECRET},
     ).raise_for_status()
+    answers: list[int] = []
+    start = datetime.now(UTC).replace(microsecond=0)
+    for hours, status in enumerate(statuses, start=1):
+        moved = httpx.post(
+            f"{easypost}/_fake/trackers/{shipment['tracker']['id']}",
+            json={"status": status, "updated_at": (start + timedelta(hours=hours)).isoformat()},
+            timeout=60,
+        )
+        moved.raise_for_status()
+        answers += [int(code) for code in moved.json()["deliveries"]]
+        emulator.wait_idle(timeout=60)
+    return answers
 
 
 def run(console: Console) -> int:
@@ -193,14 +235,14 @@ def run(console: Console) -> int:
         fakes = emulator.info()["fakes"]
         console.print(f"[bold]Storewire emulator ready[/] at {emulator.api_url} "
                       f"(moto at {emulator.aws_endpoint_url}; fakes: {fakes})\n")  # fmt: skip
-        _seed(emulator)
-        story = Story(shopify_secret, fakes["stripe"])
-        placed = _compact(_payload("orders/create"))
-        placed_id = str(uuid.uuid4())
         cancelled = _payload("orders/create", id=ORDER_CANCELLED, name="#1002", order_number=1002)
         by_stripe = _payload(
             "orders/create", id=ORDER_PAID_BY_STRIPE, name="#1003", order_number=1003
         )
+        _seed(emulator, [_payload("orders/paid"), cancelled, by_stripe])
+        story = Story(shopify_secret, fakes["stripe"])
+        placed = _compact(_payload("orders/create"))
+        placed_id = str(uuid.uuid4())
         deliveries = [
             story.shopify("new customer", "customers/create",
                           _compact(_payload("customers/create"))),
@@ -239,6 +281,13 @@ def run(console: Console) -> int:
             failures,
         )  # fmt: skip
         emulator.wait_idle(timeout=60)
+        tracked = _track(emulator, _canonical(ORDER_PAID_BY_SHOPIFY), ["in_transit", "delivered"])
+        answers.add_row(
+            str(answers.row_count + 1), "#1001 in transit, then delivered",
+            "easypost tracker.updated", ", ".join(map(str, tracked)), "accepted",
+        )  # fmt: skip
+        if tracked != [200, 200]:
+            failures.append(f"tracking webhooks were answered {tracked}, not [200, 200]")
         console.print(answers)
         _show(console, emulator, failures)
 
@@ -250,7 +299,9 @@ def run(console: Console) -> int:
     console.print(
         "\n[bold green]Done.[/] Every accepted webhook became its events once; stock was "
         "reserved, committed on payment and released on cancel; payments were confirmed with "
-        "the gateway, once; the forged, tampered and malformed deliveries changed nothing."
+        "the gateway, once; one label per paid order, its tracking on the storefront; the CRM "
+        "and the storefront's stock kept current; the forged, tampered and malformed "
+        "deliveries changed nothing."
     )
     return 0
 
@@ -275,7 +326,7 @@ def _show(console: Console, emulator: Emulator, failures: list[str]) -> None:
 
     orders = DynamoDBOrderStore(emulator.client("dynamodb"), emulator.resources["OrdersTable"])
     records = Table(title="3. Order records (storewire order show)", title_justify="left")
-    for column in ("order", "payment", "stock", "timeline"):
+    for column in ("order", "payment", "stock", "label", "crm", "timeline"):
         records.add_column(column)
     views: dict[int, dict[str, Any]] = {}
     for external in (ORDER_PAID_BY_SHOPIFY, ORDER_CANCELLED, ORDER_PAID_BY_STRIPE):
@@ -283,25 +334,62 @@ def _show(console: Console, emulator: Emulator, failures: list[str]) -> None:
         view = record.view() if record is not None else {}
         views[external] = view
         timeline = view.get("timeline", [])
+        shipment = view.get("shipment", {})
+        label = (
+            f"{shipment.get('status')}\n{shipment.get('carrier')} {shipment.get('service')}\n"
+            f"{shipment.get('tracking_number')}"
+            if shipment.get("tracking_number")
+            else str(shipment.get("status"))
+        )
+        crm = view.get("crm", {})
         records.add_row(
             f"{view.get('order_number', '?')} ({external})",
             str(view.get("payment", {}).get("status")),
             str(view.get("stock", {}).get("status")),
+            label,
+            f"{crm.get('status')}\n{crm.get('contact_id') or ''}",
             "\n".join(f"{e['event_type']}: {e['summary']}" for e in timeline),
         )
     console.print(records)
 
     stock = DynamoDBStockStore(emulator.client("dynamodb"), emulator.resources["InventoryTable"])
     shelf = Table(title="4. Stock (storewire stock show)", title_justify="left")
-    for column in ("sku", "on hand", "reserved", "available", "was"):
+    for column in ("sku", "on hand", "reserved", "available", "was", "on the storefront"):
         shelf.add_column(column)
     levels = stock.levels(SHELF)
+    admin = httpx.get(f"{emulator.info()['fakes']['shopify_admin']}/_fake/state").json()
+    storefront = admin["inventory"][STOREFRONT_ITEM]["levels"][STOREFRONT_LOCATION]
     for sku, rows in levels.items():
         shelf.add_row(
             sku, str(sum(r.on_hand for r in rows)), str(sum(r.reserved for r in rows)),
             str(sum(r.available for r in rows)), str(SHELF[sku]),
+            str(storefront) if sku == LISTED_SKU else "not listed",
         )  # fmt: skip
     console.print(shelf)
+
+    hubspot = httpx.get(f"{emulator.info()['fakes']['hubspot']}/_fake/state").json()
+    crm = Table(title="5. The CRM (HubSpot fake)", title_justify="left")
+    for column in ("contact", "orders", "total spent", "last order status"):
+        crm.add_column(column)
+    held = hubspot.get("contacts", [])
+    contacts = list(held.values() if isinstance(held, dict) else held)
+    for contact in contacts:
+        props = contact.get("properties", {})
+        crm.add_row(
+            str(contact.get("id")), str(props.get("storewire_order_count")),
+            f"{props.get('storewire_total_spent')} {props.get('storewire_total_spent_currency')}",
+            str(props.get("storewire_last_order_status")),
+        )  # fmt: skip
+    console.print(crm)
+    easypost = httpx.get(f"{emulator.info()['fakes']['easypost']}/_fake/state").json()
+    purchases = easypost.get("purchases", [])
+    fulfilled = {
+        str(key): [t["number"] for f in o["fulfillments"] for t in f["view"]["trackingInfo"]]
+        for key, o in admin["orders"].items()
+        if o["fulfillments"]
+    }
+    console.print(f"Labels bought at the carrier: {len(purchases)}; "
+                  f"fulfilments on the storefront: {fulfilled}")  # fmt: skip
 
     dead = {
         logical_id: len(emulator.peek_queue(logical_id))
@@ -332,6 +420,14 @@ def _show(console: Console, emulator: Emulator, failures: list[str]) -> None:
         ("no stock below zero", lambda: all(
             r.available >= 0 for rows in levels.values() for r in rows)),
         ("every DLQ empty", lambda: not any(dead.values())),
+        ("one label per paid order", lambda: len(purchases) == 2),
+        ("#1001 delivered", lambda: views[ORDER_PAID_BY_SHOPIFY]["shipment"]["status"]
+         == "delivered"),
+        ("each label's tracking on the storefront, once", lambda: sorted(
+            len(numbers) for numbers in fulfilled.values()) == [1, 1]),
+        ("the storefront shows the ledger's available", lambda: storefront == sum(
+            r.available for r in levels[LISTED_SKU])),
+        ("one CRM contact per customer", lambda: len(contacts) == 1),
     ]  # fmt: skip
     for name, check in checks:
         try:

@@ -293,6 +293,17 @@ def stock_import(
 # ---------------------------------------------------------------- storewire order ...
 
 
+def _concern_extra(state: dict[str, Any]) -> str:
+    """The few details worth a glance: the label's carrier and tracking, the CRM contact."""
+    if state.get("tracking_number"):
+        label = " ".join(str(state[k]) for k in ("carrier", "service") if state.get(k))
+        tracking = state.get("tracking_status")
+        return f" ({label} {state['tracking_number']}" + (f", {tracking})" if tracking else ")")
+    if state.get("contact_id"):
+        return f" (contact {state['contact_id']})"
+    return ""
+
+
 @order_app.command("show")
 def order_show(
     order_id: Annotated[str, typer.Argument(help="The storefront's order id or the canonical id.")],
@@ -314,7 +325,7 @@ def order_show(
         return
     typer.echo(f"{view['order_id']} ({view['order_number']}): {view['status']}")
     for concern in ("payment", "stock", "shipment", "crm"):
-        typer.echo(f"  {concern:<9} {view[concern]['status']}")
+        typer.echo(f"  {concern:<9} {view[concern]['status']}{_concern_extra(view[concern])}")
     for line in view["stock"].get("lines", []):
         typer.echo(
             f"    {line['line_id']} {line['sku']}: {line.get('reserved', 0)}/{line['quantity']}"

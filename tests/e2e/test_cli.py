@@ -96,7 +96,7 @@ def test_local_up_prints_ready_and_writes_local_json(local_up: Any) -> None:
     assert state["aws_endpoint_url"].startswith("http://127.0.0.1:")
     assert state["region"] == "us-east-1"
     assert state["pid"] == proc.pid
-    assert set(state["fakes"]) == {"stripe", "shopify_admin"}
+    assert set(state["fakes"]) == {"stripe", "shopify_admin", "easypost", "hubspot"}
     assert all(url.startswith("http://127.0.0.1:") for url in state["fakes"].values())
     assert state["resources"]["EventBus"] == "storewire-local"
     assert state["resources"]["CrmSyncQueue"].endswith("/storewire-local-CrmSyncQueue")

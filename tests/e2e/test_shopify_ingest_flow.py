@@ -31,11 +31,17 @@ CONSUMER_QUEUES = (
     "CrmSyncQueue",
 )
 # The routing table of docs/architecture.md: which consumer queues each event must reach.
+# Label creation takes the order events for its shipping snapshot (docs/labels.md).
 ROUTES = {
-    "OrderPlaced": {"PaymentConfirmationQueue", "StockAdjustmentQueue", "CrmSyncQueue"},
-    "OrderUpdated": {"CrmSyncQueue"},
+    "OrderPlaced": {
+        "PaymentConfirmationQueue",
+        "StockAdjustmentQueue",
+        "LabelCreationQueue",
+        "CrmSyncQueue",
+    },
+    "OrderUpdated": {"LabelCreationQueue", "CrmSyncQueue"},
     "OrderPaymentReported": {"PaymentConfirmationQueue"},
-    "OrderCancelled": {"StockAdjustmentQueue", "CrmSyncQueue"},
+    "OrderCancelled": {"StockAdjustmentQueue", "LabelCreationQueue", "CrmSyncQueue"},
     "RefundIssued": {"PaymentConfirmationQueue", "StockAdjustmentQueue", "CrmSyncQueue"},
     "CustomerUpserted": {"CrmSyncQueue"},
 }
@@ -162,7 +168,7 @@ def test_a_webhook_delivered_many_times_is_one_event(emulator: EmulatorHandle) -
     assert all(a.status_code in (200, 409) for a in answers)
     assert len(bus_events(emulator, webhook_id)) == 1
     assert all(len(kinds) == 1 for kinds in queues_holding(emulator, webhook_id).values())
-    assert len(queues_holding(emulator, webhook_id)) == 3
+    assert len(queues_holding(emulator, webhook_id)) == len(ROUTES["OrderPlaced"])
 
 
 def test_a_tampered_webhook_is_refused_and_changes_nothing(emulator: EmulatorHandle) -> None:
@@ -258,7 +264,7 @@ def test_when_the_bus_refuses_the_sender_gets_a_5xx_and_its_retry_succeeds_once(
     assert retried.status_code == 200
     assert retried.json()["status"] == "accepted"
     assert len(bus_events(emulator, webhook_id)) == 1
-    assert len(queues_holding(emulator, webhook_id)) == 3
+    assert len(queues_holding(emulator, webhook_id)) == len(ROUTES["OrderPlaced"])
 
 
 def test_an_order_too_large_for_the_bus_travels_as_a_claim_check(emulator: EmulatorHandle) -> None:

@@ -27,6 +27,11 @@ class IngestSettings(BaseModel):
         alias="STRIPE_WEBHOOK_SECRET_ID",
         description="Optional: without it, /webhooks/stripe answers ConfigurationError (500)",
     )
+    easypost_webhook_secret_id: str | None = Field(
+        default=None,
+        alias="EASYPOST_WEBHOOK_SECRET_ID",
+        description="Optional: without it, /webhooks/easypost answers ConfigurationError (500)",
+    )
     dedupe_ttl_seconds: int = Field(
         default=259200, alias="DEDUPE_TTL_SECONDS", ge=MIN_DEDUPE_TTL_SECONDS
     )
@@ -67,6 +72,8 @@ class IngestSettings(BaseModel):
         ids = {"shopify": self.shopify_webhook_secret_id}
         if self.stripe_webhook_secret_id:
             ids["stripe"] = self.stripe_webhook_secret_id
+        if self.easypost_webhook_secret_id:
+            ids["easypost"] = self.easypost_webhook_secret_id
         return ids
 
 
@@ -142,3 +149,76 @@ class StockSettings(BaseModel):
                 for e in error.errors(include_url=False, include_input=False)
             )
             raise ConfigurationError(f"invalid stock_adjustment environment: {problems}") from None
+
+
+class ChannelSyncSettings(BaseModel):
+    """The environment of `channel_sync` (docs/channels.md, "Configuration")."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    channel_listings_table_name: str = Field(alias="CHANNEL_LISTINGS_TABLE_NAME", min_length=1)
+    claim_check_bucket_name: str = Field(default="", alias="CLAIM_CHECK_BUCKET_NAME")
+    dead_letter_queue_url: str = Field(
+        default="",
+        alias="DEAD_LETTER_QUEUE_URL",
+        description="Permanent failures go here at once; empty: they fail like the others",
+    )
+    shopify_admin_token_secret_id: str = Field(alias="SHOPIFY_ADMIN_TOKEN_SECRET_ID", min_length=1)
+    shopify_admin_base_url: str = Field(
+        default="",
+        alias="SHOPIFY_ADMIN_BASE_URL",
+        description="Empty: https://{shop} per listing; else one base URL (the local fake)",
+    )
+    shopify_api_version: str = Field(
+        default="2026-04",
+        alias="SHOPIFY_API_VERSION",
+        pattern=r"^[0-9]{4}-[0-9]{2}$",
+        description="2026-04 or later: changeFromQuantity, @idempotent on inventorySetQuantities",
+    )
+    compare_attempts: int = Field(default=4, alias="CHANNEL_COMPARE_ATTEMPTS", ge=1, le=10)
+    http_connect_timeout: float = Field(default=3.05, alias="HTTP_CONNECT_TIMEOUT", gt=0)
+    http_read_timeout: float = Field(default=10.0, alias="HTTP_READ_TIMEOUT", gt=0)
+    http_max_attempts: int = Field(default=4, alias="HTTP_MAX_ATTEMPTS", ge=1, le=10)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
+        """Settings from `environ` (default `os.environ`); `ConfigurationError` names bad ones."""
+        env = os.environ if environ is None else environ
+        try:
+            return cls.model_validate({k: v for k, v in env.items() if v != ""})
+        except ValidationError as error:
+            problems = ", ".join(
+                f"{'.'.join(str(p) for p in e['loc'])} ({e['msg']})"
+                for e in error.errors(include_url=False, include_input=False)
+            )
+            raise ConfigurationError(f"invalid channel_sync environment: {problems}") from None
+
+
+class StorefrontSettings(BaseModel):
+    """The storefront fulfilment of `label_creation` (docs/labels.md): optional; without
+    `SHOPIFY_ADMIN_TOKEN_SECRET_ID` no fulfilment is pushed (the step stays open)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    shopify_admin_token_secret_id: str = Field(default="", alias="SHOPIFY_ADMIN_TOKEN_SECRET_ID")
+    shopify_admin_base_url: str = Field(default="", alias="SHOPIFY_ADMIN_BASE_URL")
+    shopify_api_version: str = Field(
+        default="2025-07", alias="SHOPIFY_API_VERSION", pattern=r"^[0-9]{4}-[0-9]{2}$"
+    )
+    shopify_notify_customer: bool = Field(default=True, alias="SHOPIFY_NOTIFY_CUSTOMER")
+    http_connect_timeout: float = Field(default=3.05, alias="HTTP_CONNECT_TIMEOUT", gt=0)
+    http_read_timeout: float = Field(default=10.0, alias="HTTP_READ_TIMEOUT", gt=0)
+    http_max_attempts: int = Field(default=4, alias="HTTP_MAX_ATTEMPTS", ge=1, le=10)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
+        """Settings from `environ` (default `os.environ`); `ConfigurationError` names bad ones."""
+        env = os.environ if environ is None else environ
+        try:
+            return cls.model_validate({k: v for k, v in env.items() if v != ""})
+        except ValidationError as error:
+            problems = ", ".join(
+                f"{'.'.join(str(p) for p in e['loc'])} ({e['msg']})"
+                for e in error.errors(include_url=False, include_input=False)
+            )
+            raise ConfigurationError(f"invalid storefront settings: {problems}") from None

@@ -31,6 +31,8 @@ log = logging.getLogger("storewire.emulator")
 FAKE_PARAMETERS: dict[str, str] = {
     "StripeApiBaseUrl": "stripe",
     "ShopifyAdminBaseUrl": "shopify_admin",
+    "EasyPostApiBaseUrl": "easypost",
+    "HubSpotApiBaseUrl": "hubspot",
 }
 
 # moto's backends are process-global: one emulator per process at a time.

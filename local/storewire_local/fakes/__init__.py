@@ -6,10 +6,15 @@ shapes, keeping state, with a `/_fake/` control plane to inject faults (see `bas
 * ``stripe`` (`StripeFake`): PaymentIntents, refunds, Idempotency-Key, signed webhooks.
 * ``shopify_admin`` (`ShopifyAdminFake`): the Admin GraphQL order/transactions query, with
   cost-based throttling.
+* ``easypost`` (`EasyPostFake`): shipments, rates, label purchases, trackers, signed
+  ``tracker.updated`` webhooks.
+* ``hubspot`` (`HubSpotFake`): contacts and deals batch upserts, associations, the
+  190-requests-per-10-s rate limit.
 
 ``start_fakes(env)`` starts the registered fakes (`FAKE_FACTORIES`; credentials from
 ``STRIPE_API_KEY`` / ``SHOPIFY_ADMIN_TOKEN`` in `env`, else the development defaults) and
-returns ``{name: base url}``; ``stop_fakes()`` stops what it started. The emulator writes the
+returns ``{name: base url}`` (``EASYPOST_API_KEY`` / ``EASYPOST_WEBHOOK_SECRET`` and
+``HUBSPOT_ACCESS_TOKEN`` likewise); ``stop_fakes()`` stops what it started. The emulator writes the
 URLs into ``.storewire/local.json`` under ``fakes`` and points the functions at them.
 """
 
@@ -19,14 +24,24 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 
 from .base import FakeServer
+from .easypost import DEFAULT_API_KEY as DEFAULT_EASYPOST_API_KEY
+from .easypost import DEFAULT_WEBHOOK_SECRET as DEFAULT_EASYPOST_WEBHOOK_SECRET
+from .easypost import EasyPostFake
+from .hubspot import DEFAULT_ACCESS_TOKEN as DEFAULT_HUBSPOT_ACCESS_TOKEN
+from .hubspot import HubSpotFake
 from .shopify_admin import DEFAULT_ADMIN_TOKEN, ShopifyAdminFake
 from .stripe import DEFAULT_API_KEY, StripeFake
 
 __all__ = [
     "DEFAULT_ADMIN_TOKEN",
     "DEFAULT_API_KEY",
+    "DEFAULT_EASYPOST_API_KEY",
+    "DEFAULT_EASYPOST_WEBHOOK_SECRET",
+    "DEFAULT_HUBSPOT_ACCESS_TOKEN",
     "FAKE_FACTORIES",
+    "EasyPostFake",
     "FakeServer",
+    "HubSpotFake",
     "ShopifyAdminFake",
     "StripeFake",
     "running_fakes",
@@ -43,6 +58,14 @@ FAKE_FACTORIES: dict[str, FakeFactory] = {
     ),
     "shopify_admin": lambda env, host: ShopifyAdminFake(
         host, access_token=env.get("SHOPIFY_ADMIN_TOKEN") or DEFAULT_ADMIN_TOKEN
+    ),
+    "easypost": lambda env, host: EasyPostFake(
+        host,
+        api_key=env.get("EASYPOST_API_KEY") or DEFAULT_EASYPOST_API_KEY,
+        webhook_secret=env.get("EASYPOST_WEBHOOK_SECRET") or DEFAULT_EASYPOST_WEBHOOK_SECRET,
+    ),
+    "hubspot": lambda env, host: HubSpotFake(
+        host, access_token=env.get("HUBSPOT_ACCESS_TOKEN") or DEFAULT_HUBSPOT_ACCESS_TOKEN
     ),
 }
 """Every fake the emulator can start, by name. To add one: register its factory here and map

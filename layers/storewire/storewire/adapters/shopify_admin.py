@@ -1,4 +1,7 @@
-"""`PaymentGateway` on the Shopify Admin GraphQL API: an order's transactions.
+"""The Shopify Admin GraphQL API: `PaymentGateway` (an order's transactions),
+`ChannelInventory` (`ShopifyChannelInventory`: read and compare-and-set `available`, for
+channel sync) and `StorefrontFulfilment` (`ShopifyFulfilment`: `fulfillmentCreate` with the
+label's tracking, for label creation); see docs/payments.md and docs/channels.md.
 
 `POST https://{shop}/admin/api/{version}/graphql.json` with `X-Shopify-Access-Token` (or
 `{base_url}/admin/api/...` when a base URL is configured, e.g. the local fake). The query
@@ -14,23 +17,36 @@ before the deadline). Other GraphQL errors are permanent, except `INTERNAL_SERVE
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
+from storewire.config import StorefrontSettings
+from storewire.domain.channels import ChannelListing, StaleQuantity
 from storewire.domain.money import Money
 from storewire.domain.orders import OrderRecord
 from storewire.domain.payments import GatewayPayment, ShopifyTransaction, shopify_payment
+from storewire.errors import ConfigurationError
 from storewire.http import (
     Credential,
+    Deadline,
     HttpClient,
     PermanentUpstreamError,
     RetryableUpstreamError,
     RetryAfter,
+    RetryPolicy,
     credential,
+    default_timeout,
     with_fresh_credential,
 )
+from storewire.labels import FulfilmentRequest
+from storewire.ports import SecretProvider
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_API_VERSION = "2025-07"
 SERVICE = "shopify_admin"
@@ -196,3 +212,351 @@ class ShopifyAdminGateway:
             for t in node.get("transactions") or []
         ]
         return shopify_payment(gid, transactions, order.currency)
+
+
+# --------------------------------------------------------------------------- stock push
+# `ChannelInventory` (storewire.channels) on the Admin GraphQL inventory API.
+
+CHANNEL_API_VERSION = "2026-04"
+"""`changeFromQuantity` is required from 2026-04 (before: `compareQuantity` /
+`ignoreCompareQuantity`), and `inventorySetQuantities` takes `@idempotent(key:)` from 2026-01
+(required from 2026-04)."""
+
+INVENTORY_LEVEL_QUERY = """
+query InventoryLevel($itemId: ID!, $locationId: ID!) {
+  inventoryItem(id: $itemId) {
+    id
+    sku
+    inventoryLevel(locationId: $locationId) {
+      id
+      quantities(names: ["available"]) { name quantity }
+    }
+  }
+}
+""".strip()
+
+SET_AVAILABLE_MUTATION = """
+mutation SetAvailable($input: InventorySetQuantitiesInput!, $key: String!) {
+  inventorySetQuantities(input: $input) @idempotent(key: $key) {
+    inventoryAdjustmentGroup {
+      id
+      reason
+      referenceDocumentUri
+      changes { name delta quantityAfterChange }
+    }
+    userErrors { code field message }
+  }
+}
+""".strip()
+
+STALE_CODE = "CHANGE_FROM_QUANTITY_STALE"
+RETRYABLE_USER_ERRORS = frozenset({"IDEMPOTENCY_CONCURRENT_REQUEST"})
+
+
+def _user_errors(payload: Any) -> list[dict[str, Any]]:
+    errors = payload.get("userErrors") if isinstance(payload, dict) else None
+    return [e for e in errors or [] if isinstance(e, dict)]
+
+
+def _describe_user_errors(errors: list[dict[str, Any]]) -> str:
+    return "; ".join(
+        f"{e.get('code') or '-'} {'.'.join(str(p) for p in e.get('field') or [])}: "
+        f"{e.get('message')}"
+        for e in errors
+    )[:500]
+
+
+class ShopifyChannelInventory:
+    """Reads and sets `available` of an inventory item at a location (compare-and-set)."""
+
+    def __init__(self, gateway: ShopifyAdminGateway) -> None:
+        self._gateway = gateway
+
+    def read_available(self, listing: ChannelListing, shop: str) -> int:
+        data = self._gateway.query(
+            shop,
+            INVENTORY_LEVEL_QUERY,
+            {"itemId": listing.inventory_item_id, "locationId": listing.location_id},
+        )
+        item = data.get("inventoryItem")
+        if not isinstance(item, dict):
+            raise PermanentUpstreamError(
+                f"Shopify has no inventory item {listing.inventory_item_id} in {shop}",
+                service=SERVICE,
+                code="inventory_item_not_found",
+            )
+        level = item.get("inventoryLevel")
+        if not isinstance(level, dict):
+            raise PermanentUpstreamError(
+                f"inventory item {listing.inventory_item_id} is not stocked at "
+                f"{listing.location_id} in {shop}",
+                service=SERVICE,
+                code="inventory_level_not_found",
+            )
+        for quantity in level.get("quantities") or []:
+            if isinstance(quantity, dict) and quantity.get("name") == "available":
+                return int(quantity["quantity"])
+        raise PermanentUpstreamError(
+            "Shopify answered the inventory level without 'available'", service=SERVICE
+        )
+
+    def set_available(
+        self,
+        listing: ChannelListing,
+        shop: str,
+        *,
+        quantity: int,
+        change_from: int | None,
+        idempotency_key: str,
+        reference: str,
+    ) -> None:
+        variables = {
+            "input": {
+                "name": "available",
+                "reason": "correction",
+                "referenceDocumentUri": reference,
+                "quantities": [
+                    {
+                        "inventoryItemId": listing.inventory_item_id,
+                        "locationId": listing.location_id,
+                        "quantity": quantity,
+                        "changeFromQuantity": change_from,
+                    }
+                ],
+            },
+            "key": idempotency_key,
+        }
+        data = self._gateway.query(shop, SET_AVAILABLE_MUTATION, variables)
+        payload = data.get("inventorySetQuantities")
+        errors = _user_errors(payload)
+        if not errors:
+            return
+        codes = {str(e.get("code")) for e in errors}
+        message = _describe_user_errors(errors)
+        if STALE_CODE in codes:
+            raise StaleQuantity(f"Shopify: {message}")
+        if codes & RETRYABLE_USER_ERRORS:
+            raise RetryableUpstreamError(
+                f"Shopify inventorySetQuantities: {message}",
+                service=SERVICE,
+                code=",".join(sorted(codes)),
+            )
+        raise PermanentUpstreamError(
+            f"Shopify inventorySetQuantities: {message}",
+            service=SERVICE,
+            code=",".join(sorted(codes)),
+        )
+
+
+# --------------------------------------------------------------------------- fulfilment
+# `StorefrontFulfilment` (storewire.labels) on fulfillment orders + `fulfillmentCreate`.
+
+ORDER_FULFILMENT_QUERY = """
+query OrderFulfilment($id: ID!) {
+  order(id: $id) {
+    id
+    displayFulfillmentStatus
+    fulfillments(first: 50) {
+      id
+      status
+      trackingInfo(first: 10) { company number url }
+    }
+    fulfillmentOrders(first: 50) {
+      nodes {
+        id
+        status
+        assignedLocation { location { id } }
+      }
+    }
+  }
+}
+""".strip()
+
+FULFILLMENT_CREATE_MUTATION = """
+mutation CreateFulfilment($fulfillment: FulfillmentInput!) {
+  fulfillmentCreate(fulfillment: $fulfillment) {
+    fulfillment {
+      id
+      status
+      trackingInfo(first: 10) { company number url }
+    }
+    userErrors { field message }
+  }
+}
+""".strip()
+
+FULFILLABLE = frozenset({"OPEN", "IN_PROGRESS"})
+DEAD_FULFILLMENTS = frozenset({"CANCELLED", "ERROR", "FAILURE"})
+
+TRACKING_COMPANIES = {
+    "usps": ("USPS", "https://tools.usps.com/go/TrackConfirmAction?tLabels={number}"),
+    "ups": ("UPS", "https://www.ups.com/track?tracknum={number}"),
+    "fedex": ("FedEx", "https://www.fedex.com/fedextrack/?trknbr={number}"),
+    "dhlexpress": ("DHL Express", "https://www.dhl.com/en/express/tracking.html?AWB={number}"),
+    "dhl": ("DHL Express", "https://www.dhl.com/en/express/tracking.html?AWB={number}"),
+    "canadapost": (
+        "Canada Post",
+        "https://www.canadapost-postescanada.ca/track-reperage/en#/search?searchFor={number}",
+    ),
+}
+"""Carrier (as the carrier aggregator names it) -> Shopify's tracking company and its public
+tracking URL. Unknown carriers keep their name and get no URL (Shopify then shows the number)."""
+
+
+def tracking_info(carrier: str, number: str) -> dict[str, str]:
+    """The `FulfillmentTrackingInput` for a carrier and tracking number."""
+    known = TRACKING_COMPANIES.get("".join(ch for ch in carrier.lower() if ch.isalnum()))
+    if known is None:
+        return {"company": carrier, "number": number}
+    company, url = known
+    return {"company": company, "number": number, "url": url.format(number=quote(number))}
+
+
+@dataclass(frozen=True)
+class _OrderFulfilment:
+    fulfilled_with: str | None
+    """The id of a live fulfillment carrying the tracking number, if one exists."""
+    open_by_location: dict[str, list[str]]
+    """Fulfillable fulfillment order ids, grouped by their assigned location."""
+    any_fulfillment_orders: bool
+
+
+class ShopifyFulfilment:
+    """Marks a Shopify order fulfilled with the label's carrier and tracking number, once.
+
+    `fulfillmentCreate` takes no idempotency key, so the once-guard is the order itself:
+    before creating, the order's fulfillments are read and one that already carries the
+    tracking number ends the step (a retry after a success, or after a lost answer). A
+    fulfillment order can be fulfilled once (it closes), so a resent create is refused with
+    userErrors; the order is then read again and our tracking number found on it.
+    The request's idempotency key (the `LabelCreated` event id) is logged with each step.
+    """
+
+    def __init__(self, gateway: ShopifyAdminGateway, *, notify_customer: bool = True) -> None:
+        self._gateway = gateway
+        self._notify = notify_customer
+
+    def push(self, request: FulfilmentRequest) -> str | None:
+        if request.channel != "shopify":
+            logger.info(
+                "not a Shopify order: no storefront fulfilment",
+                extra={"order_id": request.order_id, "channel": request.channel},
+            )
+            return None
+        gid = order_gid(request.external_order_id)
+        state = self._read(request.shop, gid, request.tracking_number)
+        if not state.open_by_location:
+            if state.fulfilled_with is not None:
+                return state.fulfilled_with
+            if not state.any_fulfillment_orders:
+                # Shopify creates fulfillment orders shortly after the order: retry later.
+                raise RetryableUpstreamError(
+                    f"Shopify order {gid} has no fulfillment orders yet",
+                    service=SERVICE,
+                    code="fulfillment_orders_missing",
+                )
+            logger.warning(
+                "nothing left to fulfil on the storefront (fulfilled elsewhere?)",
+                extra={"order_id": request.order_id, "idempotency_key": request.idempotency_key},
+            )
+            return None
+        created = state.fulfilled_with
+        info = tracking_info(request.carrier, request.tracking_number)
+        for location, fulfillment_orders in sorted(state.open_by_location.items()):
+            data = self._gateway.query(
+                request.shop,
+                FULFILLMENT_CREATE_MUTATION,
+                {
+                    "fulfillment": {
+                        "lineItemsByFulfillmentOrder": [
+                            {"fulfillmentOrderId": fo} for fo in fulfillment_orders
+                        ],
+                        "trackingInfo": info,
+                        "notifyCustomer": self._notify,
+                    }
+                },
+            )
+            payload = data.get("fulfillmentCreate")
+            errors = _user_errors(payload)
+            fulfillment = payload.get("fulfillment") if isinstance(payload, dict) else None
+            if not errors and isinstance(fulfillment, dict):
+                created = str(fulfillment["id"])
+                logger.info(
+                    "fulfillment created",
+                    extra={
+                        "order_id": request.order_id,
+                        "fulfillment_id": created,
+                        "location": location,
+                        "idempotency_key": request.idempotency_key,
+                    },
+                )
+                continue
+            # Refused: a resend after a lost answer, or a concurrent attempt. Ours landed?
+            again = self._read(request.shop, gid, request.tracking_number)
+            still_open = set(again.open_by_location.get(location, ()))
+            if again.fulfilled_with is not None and not still_open & set(fulfillment_orders):
+                created = again.fulfilled_with
+                continue
+            raise PermanentUpstreamError(
+                f"Shopify fulfillmentCreate refused: {_describe_user_errors(errors)}",
+                service=SERVICE,
+                code="fulfillment_refused",
+            )
+        return created
+
+    def _read(self, shop: str, gid: str, tracking_number: str) -> _OrderFulfilment:
+        data = self._gateway.query(shop, ORDER_FULFILMENT_QUERY, {"id": gid})
+        node = data.get("order")
+        if not isinstance(node, dict):
+            raise PermanentUpstreamError(
+                f"Shopify has no order {gid} in {shop}", service=SERVICE, code="order_not_found"
+            )
+        fulfilled_with = None
+        for fulfillment in node.get("fulfillments") or []:
+            if str(fulfillment.get("status")) in DEAD_FULFILLMENTS:
+                continue
+            numbers = {str(t.get("number")) for t in fulfillment.get("trackingInfo") or []}
+            if tracking_number in numbers:
+                fulfilled_with = str(fulfillment["id"])
+                break
+        nodes = (node.get("fulfillmentOrders") or {}).get("nodes") or []
+        open_by_location: dict[str, list[str]] = {}
+        for fo in nodes:
+            if str(fo.get("status")) not in FULFILLABLE:
+                continue
+            location = ((fo.get("assignedLocation") or {}).get("location") or {}).get("id")
+            open_by_location.setdefault(str(location or ""), []).append(str(fo["id"]))
+        return _OrderFulfilment(fulfilled_with, open_by_location, bool(nodes))
+
+
+def storefront_fulfilment(
+    settings: StorefrontSettings, secrets: SecretProvider, deadline: Deadline
+) -> ShopifyFulfilment | None:
+    """The Shopify `StorefrontFulfilment` label creation uses, or None when not configured."""
+    if not settings.shopify_admin_token_secret_id:
+        return None
+    secret_id = settings.shopify_admin_token_secret_id
+
+    def token(refresh: bool = False) -> str:
+        # Cached by the provider (5 min); re-read at once after a 401 (a rotated token).
+        value = secrets.get(secret_id, force_fetch=refresh).get("current") or ""
+        if not value:
+            raise ConfigurationError("the Shopify Admin token secret has no 'current' value")
+        return value
+
+    http = HttpClient(
+        httpx.Client(
+            timeout=default_timeout(settings.http_connect_timeout, settings.http_read_timeout)
+        ),
+        service=SERVICE,
+        policy=RetryPolicy(max_attempts=settings.http_max_attempts),
+        deadline=deadline,
+        describe_error=describe_shopify_error,
+    )
+    gateway = ShopifyAdminGateway(
+        http,
+        token,
+        base_url=settings.shopify_admin_base_url or None,
+        api_version=settings.shopify_api_version,
+    )
+    return ShopifyFulfilment(gateway, notify_customer=settings.shopify_notify_customer)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from enum import StrEnum
 from typing import Any, Literal, Self, TypedDict
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
@@ -381,6 +382,89 @@ class StockLevelChanged(CanonicalEvent):
     data: StockLevelData | None = None
 
 
+# --------------------------------------------------------------------------- shipment events
+# LabelCreated is published by label creation (`Source: storewire.labels`, one id per order);
+# ShipmentStatusChanged is normalised from carrier tracking webhooks (`storewire.easypost`).
+# The pure logic around them (parcels, rates, the tracking guard) is in
+# `storewire.domain.shipments`.
+
+
+class LabelData(_Frozen):
+    carrier: str
+    service: str
+    tracking_number: str
+    label_url: str | None
+    cost: Money
+    shipment_id: str
+    rate_id: str
+    tracker_id: str | None = None
+    aggregator: str = Field(default="easypost", description="Who sold the label")
+    purchased_at: AwareDatetime
+
+
+class LabelCreated(CanonicalEvent):
+    """A shipping label was bought for the order (once per order)."""
+
+    event_type: Literal["LabelCreated"] = "LabelCreated"
+    event_version: Literal[1] = 1
+    data: LabelData | None = None
+
+
+class TrackingStatus(StrEnum):
+    """Canonical tracking states (EasyPost's names where they are clear)."""
+
+    UNKNOWN = "unknown"
+    PRE_TRANSIT = "pre_transit"
+    IN_TRANSIT = "in_transit"
+    OUT_FOR_DELIVERY = "out_for_delivery"
+    AVAILABLE_FOR_PICKUP = "available_for_pickup"
+    DELIVERED = "delivered"
+    RETURNED = "returned"
+    EXCEPTION = "exception"
+    CANCELLED = "cancelled"
+
+
+class TrackingEvent(_Frozen):
+    """The carrier's latest scan (no personal data: no signer, no street)."""
+
+    message: str | None = None
+    status: str | None = None
+    at: AwareDatetime | None = None
+    city: str | None = None
+    state: str | None = None
+    country: str | None = None
+
+
+class ShipmentStatusData(_Frozen):
+    aggregator: str = "easypost"
+    tracker_id: str
+    shipment_id: str | None = Field(
+        default=None, description="Resolves the order through the label store"
+    )
+    tracking_code: str
+    carrier: str | None = None
+    status: TrackingStatus
+    carrier_status: str = Field(description="The aggregator's own status word")
+    status_detail: str | None = None
+    previous_carrier_status: str | None = None
+    updated_at: AwareDatetime = Field(description="The tracker's time: orders updates")
+    est_delivery_date: AwareDatetime | None = None
+    public_url: str | None = None
+    latest: TrackingEvent | None = None
+
+
+class ShipmentStatusChanged(CanonicalEvent):
+    """A carrier reported a new tracking state for a shipment (EasyPost `tracker.updated`).
+
+    `order_id` is null when the tracker alone cannot name the order: the consumer resolves
+    it from `data.shipment_id` (the label store keeps shipment id -> order id).
+    """
+
+    event_type: Literal["ShipmentStatusChanged"] = "ShipmentStatusChanged"
+    event_version: Literal[1] = 1
+    data: ShipmentStatusData | None = None
+
+
 EVENT_MODELS: dict[tuple[str, int], type[CanonicalEvent]] = {
     (model.model_fields["event_type"].default, model.model_fields["event_version"].default): model
     for model in (
@@ -399,6 +483,8 @@ EVENT_MODELS: dict[tuple[str, int], type[CanonicalEvent]] = {
         StockReleased,
         StockRestocked,
         StockLevelChanged,
+        LabelCreated,
+        ShipmentStatusChanged,
     )
 }
 """Every canonical event model, by (event_type, event_version)."""

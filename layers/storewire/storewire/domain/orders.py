@@ -88,8 +88,10 @@ TRANSITIONS: Mapping[Concern, Mapping[str, frozenset[str]]] = {
     "shipment": {
         _H.PENDING: frozenset({_H.LABEL_CREATED, _H.FAILED}),
         _H.FAILED: frozenset({_H.LABEL_CREATED}),
-        _H.LABEL_CREATED: frozenset({_H.SHIPPED}),
-        _H.SHIPPED: frozenset({_H.DELIVERED}),
+        # A tracker may report delivered without an in-transit scan first; shipped repeats
+        # (out for delivery, available for pickup: each refreshes the tracking details).
+        _H.LABEL_CREATED: frozenset({_H.SHIPPED, _H.DELIVERED}),
+        _H.SHIPPED: frozenset({_H.SHIPPED, _H.DELIVERED}),
         _H.DELIVERED: frozenset(),
     },
     "crm": {

@@ -86,9 +86,13 @@ class SourceAdapter(Protocol):
 
 def get_source(name: str) -> SourceAdapter:
     """The adapter serving `/webhooks/{name}`."""
-    from storewire.sources import shopify, stripe
+    from storewire.sources import easypost, shopify, stripe
 
-    sources: dict[str, SourceAdapter] = {"shopify": shopify.ADAPTER, "stripe": stripe.ADAPTER}
+    sources: dict[str, SourceAdapter] = {
+        "shopify": shopify.ADAPTER,
+        "stripe": stripe.ADAPTER,
+        "easypost": easypost.ADAPTER,
+    }
     try:
         return sources[name]
     except KeyError:
@@ -96,4 +100,4 @@ def get_source(name: str) -> SourceAdapter:
 
 
 def source_names() -> tuple[str, ...]:
-    return ("shopify", "stripe")
+    return ("shopify", "stripe", "easypost")
