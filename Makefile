@@ -47,5 +47,8 @@ integration: setup
 e2e: setup
 	$(RUN) pytest tests/e2e
 
+bench: setup ## benchmarks with budgets (ratios, requests and cost per order); writes bench/results.json
+	$(RUN) python -m bench
+
 clean:
 	rm -rf .aws-sam .storewire .pytest_cache .mypy_cache .ruff_cache

@@ -30,7 +30,7 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from aws_lambda_powertools.logging import Logger
 from aws_lambda_powertools.utilities.batch import (
@@ -44,9 +44,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from storewire.domain.events import EVENT_TYPES, Address, CanonicalEvent
 from storewire.domain.shipments import ParcelPolicy, RatePolicy
 from storewire.errors import ConfigurationError, InvalidWebhook, MalformedPayload, PermanentError
-from storewire.http import Deadline
 from storewire.labels import LabelDeps, LabelPolicies, LabelResult, handle_label_event
 from storewire.ports import ClaimCheckStore, DeadLetterSink
+
+if TYPE_CHECKING:  # storewire.http imports httpx: only the wiring needs it (cold start)
+    from storewire.http import Deadline
 
 logger = Logger(service="label_creation")
 
@@ -133,7 +135,7 @@ def _wire(settings: LabelSettings) -> HandlerDeps:
     from storewire.adapters.shopify_admin import storefront_fulfilment
     from storewire.adapters.sqs_dead_letters import SqsDeadLetterSink
     from storewire.config import StorefrontSettings
-    from storewire.http import HttpClient, RetryPolicy, default_timeout
+    from storewire.http import Deadline, HttpClient, RetryPolicy, default_timeout
 
     secrets = SecretsManagerProvider(boto3.client("secretsmanager"))
     api_key = secrets.get(settings.easypost_api_key_secret_id).get("current") or ""
