@@ -56,6 +56,21 @@ SAMPLES: dict[str, tuple[str, str, datetime]] = {
         "2a3b4c5d-6e7f-4a8b-9c0d-1e2f3a4b5c6d",
         datetime(2026, 11, 23, 13, 45, 20, 512980, tzinfo=UTC),
     ),
+    "customers/data_request": (
+        "5c0f8e2a-9d41-4b7e-a3c6-1f2e3d4c5b6a",
+        "6d1a9f3b-0e52-4c8f-b4d7-2a3b4c5d6e7f",
+        datetime(2026, 11, 24, 9, 12, 3, 118530, tzinfo=UTC),
+    ),
+    "customers/redact": (
+        "7e2b0a4c-1f63-4d9a-85e8-3b4c5d6e7f80",
+        "8f3c1b5d-2a74-4eab-96f9-4c5d6e7f8091",
+        datetime(2026, 11, 24, 9, 20, 41, 602217, tzinfo=UTC),
+    ),
+    "shop/redact": (
+        "904d2c6e-3b85-4fbc-a70a-5d6e7f8091a2",
+        "a15e3d7f-4c96-40cd-b81b-6e7f8091a2b3",
+        datetime(2026, 11, 25, 9, 0, 0, 7711, tzinfo=UTC),
+    ),
 }
 
 

@@ -47,12 +47,16 @@ from storewire.errors import (
     PermanentError,
     StorewireError,
 )
+from storewire.observability import ConsumerTelemetry
+from storewire.pii import PiiMaskingFormatter, install_root_masking
 from storewire.ports import ClaimCheckStore, DeadLetterSink
 
 if TYPE_CHECKING:
     from storewire.http import Deadline  # httpx is imported only when wiring (cold start)
 
-logger = Logger(service="channel_sync")
+logger = Logger(service="channel_sync", logger_formatter=PiiMaskingFormatter())
+telemetry = ConsumerTelemetry("channel_sync", logger)
+install_root_masking()
 
 DEADLINE_RESERVE_SECONDS = 3.0
 """Time kept back from the Lambda timeout for recording and reporting after outbound calls."""
@@ -82,7 +86,9 @@ def _wire(settings: ChannelSyncSettings) -> HandlerDeps:
         describe_shopify_error,
     )
     from storewire.adapters.sqs_dead_letters import SqsDeadLetterSink
-    from storewire.http import Deadline, HttpClient, RetryPolicy, default_timeout
+    from storewire.http import Deadline, HttpClient, RetryPolicy, default_timeout, set_observer
+
+    set_observer(telemetry.observe_http)
 
     secrets = SecretsManagerProvider(boto3.client("secretsmanager"))
     deadline = Deadline()
@@ -184,15 +190,15 @@ def prepare(event: dict[str, Any], claim_checks: ClaimCheckStore | None) -> Batc
 
 def process_record(record: SQSRecord, deps: HandlerDeps, batch: Batch) -> ChannelResult | None:
     """One record: pushed, superseded, failed (raised: SQS retries), or dead-lettered."""
-    logger.remove_keys(["event_id", "event_type", "sku"])
-    logger.append_keys(message_id=record.message_id)
+    telemetry.begin_record(record.message_id)
     try:
         winner = batch.plan.superseded.get(record.message_id)
         if winner is not None:
             logger.info("level superseded in this batch", extra={"superseded_by": winner})
+            telemetry.processed("superseded")
             return ChannelResult(sku=None, version=None, outcome="superseded")
         event = batch.events.get(record.message_id) or parse_record(record.body, deps.claim_checks)
-        logger.append_keys(event_id=event.event_id, event_type=event.event_type)
+        telemetry.bind_event(event)
         result = sync_level(event, deps.channels)
     except (PermanentError, InvalidWebhook) as error:
         logger.error(
@@ -207,7 +213,9 @@ def process_record(record: SQSRecord, deps: HandlerDeps, batch: Batch) -> Channe
             reason=error.message,
             message_id=record.message_id,
         )
+        telemetry.dead_lettered()
         return None
+    telemetry.processed(result.outcome)
     logger.info(
         f"channel sync {result.outcome}",
         extra={
@@ -231,9 +239,11 @@ def lambda_handler(
         wired.deadline.reset(max(0.0, remaining() / 1000 - DEADLINE_RESERVE_SECONDS))
     batch = prepare(event, wired.claim_checks)
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    return process_partial_response(
-        event=event,
-        record_handler=lambda record: process_record(record, wired, batch),
-        processor=processor,
-        context=context,
+    return telemetry.finish_batch(
+        process_partial_response(
+            event=event,
+            record_handler=lambda record: process_record(record, wired, batch),
+            processor=processor,
+            context=context,
+        )
     )

@@ -46,12 +46,16 @@ from storewire.errors import (
     MalformedPayload,
     RetryableError,
 )
+from storewire.observability import ConsumerTelemetry
+from storewire.pii import PiiMaskingFormatter, install_root_masking
 from storewire.ports import DeadLetterSink
 
 if TYPE_CHECKING:
     from storewire.http import Deadline
 
-logger = Logger(service="crm_sync")
+logger = Logger(service="crm_sync", logger_formatter=PiiMaskingFormatter())
+telemetry = ConsumerTelemetry("crm_sync", logger)
+install_root_masking()
 
 DEADLINE_RESERVE_SECONDS = 3.0
 """Time kept back from the Lambda timeout for the bookkeeping after the HubSpot calls."""
@@ -112,7 +116,9 @@ def _wire(settings: CrmSettings) -> HandlerDeps:
     from storewire.adapters.s3_claim_check import S3ClaimCheckStore
     from storewire.adapters.secrets import SecretsManagerProvider
     from storewire.adapters.sqs_dead_letters import SqsDeadLetterSink
-    from storewire.http import Deadline, HttpClient, RetryPolicy, default_timeout
+    from storewire.http import Deadline, HttpClient, RetryPolicy, default_timeout, set_observer
+
+    set_observer(telemetry.observe_http)
 
     secrets = SecretsManagerProvider(boto3.client("secretsmanager"))
     token = secrets.get(settings.hubspot_access_token_secret_id).get("current", "")
@@ -198,7 +204,8 @@ def sync_records(records: list[dict[str, Any]], deps: CrmDeps) -> dict[str, Item
 
 def replay(record: SQSRecord, result: ItemResult | None, deps: HandlerDeps) -> str:
     """One record's part of the partial batch response, from its precomputed result."""
-    logger.append_keys(message_id=record.message_id)
+    telemetry.begin_record(record.message_id)
+    telemetry.bind_body(record.body)
     if result is None:
         raise RetryableError("no result for this record")
     if result.outcome is Outcome.RETRY:
@@ -215,7 +222,9 @@ def replay(record: SQSRecord, result: ItemResult | None, deps: HandlerDeps) -> s
             "record sent to the DLQ",
             extra={"outcome": "dead_lettered", "error_type": result.error_type},
         )
+        telemetry.dead_lettered()
         return "dead_lettered"
+    telemetry.processed(str(result.outcome))
     logger.info(
         f"crm {result.outcome}",
         extra={"outcome": str(result.outcome), "contact_id": result.contact_id},
@@ -234,9 +243,11 @@ def lambda_handler(
         wired.deadline.reset(max(0.0, remaining() / 1000 - DEADLINE_RESERVE_SECONDS))
     results = sync_records(list(event.get("Records") or []), wired.crm)
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    return process_partial_response(
-        event=event,
-        record_handler=lambda record: replay(record, results.get(record.message_id), wired),
-        processor=processor,
-        context=context,
+    return telemetry.finish_batch(
+        process_partial_response(
+            event=event,
+            record_handler=lambda record: replay(record, results.get(record.message_id), wired),
+            processor=processor,
+            context=context,
+        )
     )

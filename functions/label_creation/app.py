@@ -45,12 +45,16 @@ from storewire.domain.events import EVENT_TYPES, Address, CanonicalEvent
 from storewire.domain.shipments import ParcelPolicy, RatePolicy
 from storewire.errors import ConfigurationError, InvalidWebhook, MalformedPayload, PermanentError
 from storewire.labels import LabelDeps, LabelPolicies, LabelResult, handle_label_event
+from storewire.observability import ConsumerTelemetry
+from storewire.pii import PiiMaskingFormatter, install_root_masking
 from storewire.ports import ClaimCheckStore, DeadLetterSink
 
 if TYPE_CHECKING:  # storewire.http imports httpx: only the wiring needs it (cold start)
     from storewire.http import Deadline
 
-logger = Logger(service="label_creation")
+logger = Logger(service="label_creation", logger_formatter=PiiMaskingFormatter())
+telemetry = ConsumerTelemetry("label_creation", logger)
+install_root_masking()
 
 DEADLINE_RESERVE_SECONDS = 3.0
 """Time kept back from the Lambda timeout for recording and reporting after outbound calls."""
@@ -135,7 +139,9 @@ def _wire(settings: LabelSettings) -> HandlerDeps:
     from storewire.adapters.shopify_admin import storefront_fulfilment
     from storewire.adapters.sqs_dead_letters import SqsDeadLetterSink
     from storewire.config import StorefrontSettings
-    from storewire.http import Deadline, HttpClient, RetryPolicy, default_timeout
+    from storewire.http import Deadline, HttpClient, RetryPolicy, default_timeout, set_observer
+
+    set_observer(telemetry.observe_http)
 
     secrets = SecretsManagerProvider(boto3.client("secretsmanager"))
     api_key = secrets.get(settings.easypost_api_key_secret_id).get("current") or ""
@@ -216,13 +222,10 @@ def parse_record(body: str, claim_checks: ClaimCheckStore | None) -> CanonicalEv
 
 def process_record(record: SQSRecord, deps: HandlerDeps) -> LabelResult | None:
     """One record: handled, failed (raised: SQS retries), or dead-lettered at once."""
-    logger.remove_keys(["event_id", "event_type", "order_id"])
-    logger.append_keys(message_id=record.message_id)
+    telemetry.begin_record(record.message_id)
     try:
         event = parse_record(record.body, deps.claim_checks)
-        logger.append_keys(
-            event_id=event.event_id, event_type=event.event_type, order_id=event.order_id
-        )
+        telemetry.bind_event(event)
         result = handle_label_event(event, deps.labels)
     except (PermanentError, InvalidWebhook) as error:
         logger.error(
@@ -237,7 +240,9 @@ def process_record(record: SQSRecord, deps: HandlerDeps) -> LabelResult | None:
             reason=error.message,
             message_id=record.message_id,
         )
+        telemetry.dead_lettered()
         return None
+    telemetry.processed(result.action)
     logger.info(
         f"label event {result.action}",
         extra={"outcome": result.action, "published": list(result.published)},
@@ -255,9 +260,11 @@ def lambda_handler(
     if wired.deadline is not None and callable(remaining):
         wired.deadline.reset(max(0.0, remaining() / 1000 - DEADLINE_RESERVE_SECONDS))
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    return process_partial_response(
-        event=event,
-        record_handler=lambda record: process_record(record, wired),
-        processor=processor,
-        context=context,
+    return telemetry.finish_batch(
+        process_partial_response(
+            event=event,
+            record_handler=lambda record: process_record(record, wired),
+            processor=processor,
+            context=context,
+        )
     )

@@ -41,13 +41,17 @@ from storewire.errors import (
     MalformedPayload,
     PermanentError,
 )
+from storewire.observability import ConsumerTelemetry
 from storewire.payments import PaymentDeps, PaymentResult, handle_payment_event
+from storewire.pii import PiiMaskingFormatter, install_root_masking
 from storewire.ports import DeadLetterSink
 
 if TYPE_CHECKING:
     from storewire.http import Deadline  # httpx is imported only when wiring (cold start)
 
-logger = Logger(service="payment_confirmation")
+logger = Logger(service="payment_confirmation", logger_formatter=PiiMaskingFormatter())
+telemetry = ConsumerTelemetry("payment_confirmation", logger)
+install_root_masking()
 
 
 DEADLINE_RESERVE_SECONDS = 3.0
@@ -75,7 +79,16 @@ def _wire(settings: PaymentSettings) -> HandlerDeps:
     from storewire.adapters.shopify_admin import ShopifyAdminGateway, describe_shopify_error
     from storewire.adapters.sqs_dead_letters import SqsDeadLetterSink
     from storewire.adapters.stripe_gateway import StripeGateway, describe_stripe_error
-    from storewire.http import Credential, Deadline, HttpClient, RetryPolicy, default_timeout
+    from storewire.http import (
+        Credential,
+        Deadline,
+        HttpClient,
+        RetryPolicy,
+        default_timeout,
+        set_observer,
+    )
+
+    set_observer(telemetry.observe_http)
 
     secrets = SecretsManagerProvider(boto3.client("secretsmanager"))
     deadline = Deadline()
@@ -154,10 +167,10 @@ def parse_record(body: str) -> CanonicalEvent:
 
 def process_record(record: SQSRecord, deps: HandlerDeps) -> PaymentResult | None:
     """One record: handled, failed (raised: SQS retries), or dead-lettered at once."""
-    logger.append_keys(message_id=record.message_id)
+    telemetry.begin_record(record.message_id)
     try:
         event = parse_record(record.body)
-        logger.append_keys(event_id=event.event_id, event_type=event.event_type)
+        telemetry.bind_event(event)
         result = handle_payment_event(event, deps.payments)
     except (PermanentError, InvalidWebhook) as error:
         deps.dead_letters.send(
@@ -170,7 +183,10 @@ def process_record(record: SQSRecord, deps: HandlerDeps) -> PaymentResult | None
             "record sent to the DLQ",
             extra={"outcome": "dead_lettered", "error_type": type(error).__name__},
         )
+        telemetry.dead_lettered()
         return None
+    telemetry.bind_order(result.order_id)
+    telemetry.processed("duplicate" if result.reason == "already published" else result.action)
     logger.info(
         f"payment event {result.action}",
         extra={
@@ -194,9 +210,11 @@ def lambda_handler(
     # A batch where every record failed is reported like any other (no exception): SQS
     # redelivers exactly the failed records either way.
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    return process_partial_response(
-        event=event,
-        record_handler=lambda record: process_record(record, wired),
-        processor=processor,
-        context=context,
+    return telemetry.finish_batch(
+        process_partial_response(
+            event=event,
+            record_handler=lambda record: process_record(record, wired),
+            processor=processor,
+            context=context,
+        )
     )

@@ -36,10 +36,14 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from storewire.config import StockSettings
 from storewire.domain.events import EVENT_MODELS, CanonicalEvent
 from storewire.errors import ConfigurationError, MalformedPayload, PermanentError
+from storewire.observability import ConsumerTelemetry
+from storewire.pii import PiiMaskingFormatter, install_root_masking
 from storewire.ports import ClaimCheckStore, DeadLetterSink
 from storewire.stock import StockDeps, StockResult, handle_event
 
-logger = Logger(service="stock_adjustment")
+logger = Logger(service="stock_adjustment", logger_formatter=PiiMaskingFormatter())
+install_root_masking()
+telemetry = ConsumerTelemetry("stock_adjustment", logger)
 
 
 @dataclass(frozen=True)
@@ -119,11 +123,10 @@ def parse_record(body: str, claim_checks: ClaimCheckStore | None) -> CanonicalEv
 
 def process_record(record: SQSRecord, deps: HandlerDeps) -> StockResult | None:
     """One record: handled, failed (raised: SQS retries), or dead-lettered at once."""
-    logger.remove_keys(["event_id", "event_type"])
-    logger.append_keys(message_id=record.message_id)
+    telemetry.begin_record(record.message_id)
     try:
         event = parse_record(record.body, deps.claim_checks)
-        logger.append_keys(event_id=event.event_id, event_type=event.event_type)
+        telemetry.bind_event(event)
         result = handle_event(event, deps.stock)
     except (PermanentError, MalformedPayload) as error:
         logger.error(
@@ -138,7 +141,10 @@ def process_record(record: SQSRecord, deps: HandlerDeps) -> StockResult | None:
             reason=error.message,
             message_id=record.message_id,
         )
+        telemetry.dead_lettered()
         return None
+    telemetry.bind_order(result.order_id)
+    telemetry.processed(result.outcome)
     logger.info(
         f"stock {result.outcome}",
         extra={
@@ -157,9 +163,11 @@ def lambda_handler(
     logger.clear_state()
     wired = deps or _default_deps()
     processor = BatchProcessor(event_type=EventType.SQS)
-    return process_partial_response(
-        event=event,
-        record_handler=lambda record: process_record(record, wired),
-        processor=processor,
-        context=context,
+    return telemetry.finish_batch(
+        process_partial_response(
+            event=event,
+            record_handler=lambda record: process_record(record, wired),
+            processor=processor,
+            context=context,
+        )
     )

@@ -17,9 +17,11 @@ from aws_lambda_powertools.logging import Logger
 from storewire.config import IngestSettings
 from storewire.errors import MalformedPayload, StorewireError, http_status
 from storewire.ingest import IngestDeps, IngestResult, ingest_webhook
+from storewire.pii import PiiMaskingFormatter, install_root_masking
 from storewire.sources import Headers, get_source
 
-logger = Logger(service="webhook_ingest")
+logger = Logger(service="webhook_ingest", logger_formatter=PiiMaskingFormatter())
+install_root_masking()
 
 _deps: IngestDeps | None = None
 

@@ -16,6 +16,8 @@ from typing import Annotated, Any
 import typer
 
 from .channel_cli import channel_app
+from .ops_cli import dlq_app, replay_command
+from .reconcile_cli import reconcile_command
 from .stock_cli import order_app, stock_app
 
 app = typer.Typer(help="Storewire: run the event graph locally and operate it.")
@@ -26,6 +28,9 @@ app.add_typer(send_app, name="send")
 app.add_typer(stock_app, name="stock")
 app.add_typer(order_app, name="order")
 app.add_typer(channel_app, name="channel")
+app.add_typer(dlq_app, name="dlq")
+app.command("replay")(replay_command)
+app.command("reconcile")(reconcile_command)
 
 DEFAULT_STATE_DIR = Path(".storewire")
 

@@ -331,5 +331,13 @@ def order_show(
             f"    {line['line_id']} {line['sku']}: {line.get('reserved', 0)}/{line['quantity']}"
             + (f", short {line['short']}" if line.get("short") else "")
         )
-    for entry in view["timeline"]:
-        typer.echo(f"  {entry['at']}  {entry['event_type']:<20} {entry['summary']}")
+    from rich.table import Table
+
+    from .ops import console, timeline_rows
+
+    table = Table(title="timeline", title_justify="left")
+    for column in ("at", "concern", "event", "summary"):
+        table.add_column(column, overflow="fold")
+    for row in timeline_rows(view):
+        table.add_row(*row)
+    console().print(table)

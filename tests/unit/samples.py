@@ -17,6 +17,9 @@ SHOPIFY_TOPICS = (
     "refunds/create",
     "customers/create",
     "customers/update",
+    "customers/data_request",
+    "customers/redact",
+    "shop/redact",
 )
 
 

@@ -222,3 +222,43 @@ class StorefrontSettings(BaseModel):
                 for e in error.errors(include_url=False, include_input=False)
             )
             raise ConfigurationError(f"invalid storefront settings: {problems}") from None
+
+
+class ReconciliationSettings(BaseModel):
+    """The environment of `reconciliation` (docs/operations.md, "Reconcile")."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    event_bus_name: str = Field(alias="EVENT_BUS_NAME", min_length=1)
+    orders_table_name: str = Field(alias="ORDERS_TABLE_NAME", min_length=1)
+    channel_listings_table_name: str = Field(alias="CHANNEL_LISTINGS_TABLE_NAME", min_length=1)
+    inventory_table_name: str = Field(alias="INVENTORY_TABLE_NAME", min_length=1)
+    claim_check_bucket_name: str = Field(default="", alias="CLAIM_CHECK_BUCKET_NAME")
+    shop: str = Field(alias="SHOPIFY_SHOP", min_length=1, description="The shop reconciled")
+    shopify_admin_token_secret_id: str = Field(alias="SHOPIFY_ADMIN_TOKEN_SECRET_ID", min_length=1)
+    shopify_admin_base_url: str = Field(default="", alias="SHOPIFY_ADMIN_BASE_URL")
+    shopify_api_version: str = Field(
+        default="2026-04", alias="SHOPIFY_API_VERSION", pattern=r"^[0-9]{4}-[0-9]{2}$"
+    )
+    overlap_seconds: int = Field(default=300, alias="RECONCILE_OVERLAP_SECONDS", ge=0)
+    lookback_seconds: int = Field(default=86400, alias="RECONCILE_LOOKBACK_SECONDS", gt=0)
+    payment_threshold_seconds: int = Field(
+        default=1800, alias="RECONCILE_PAYMENT_THRESHOLD_SECONDS", ge=0
+    )
+    page_size: int = Field(default=50, alias="RECONCILE_PAGE_SIZE", ge=1, le=250)
+    http_connect_timeout: float = Field(default=3.05, alias="HTTP_CONNECT_TIMEOUT", gt=0)
+    http_read_timeout: float = Field(default=10.0, alias="HTTP_READ_TIMEOUT", gt=0)
+    http_max_attempts: int = Field(default=4, alias="HTTP_MAX_ATTEMPTS", ge=1, le=10)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
+        """Settings from `environ` (default `os.environ`); `ConfigurationError` names bad ones."""
+        env = os.environ if environ is None else environ
+        try:
+            return cls.model_validate({k: v for k, v in env.items() if v != ""})
+        except ValidationError as error:
+            problems = ", ".join(
+                f"{'.'.join(str(p) for p in e['loc'])} ({e['msg']})"
+                for e in error.errors(include_url=False, include_input=False)
+            )
+            raise ConfigurationError(f"invalid reconciliation environment: {problems}") from None

@@ -24,6 +24,11 @@ e.g. a read-only GraphQL query).
 
 Logs carry the service, method, path, status, attempt and delay; never headers, query
 strings or bodies (they hold credentials and personal data).
+
+Every attempt is timed and reported to an `Observer` (`observer=` here, else the process-wide
+one set with `set_observer`): `(service, method, status or None, seconds)`. The handlers
+plug `storewire.observability.ConsumerTelemetry.observe_http` in (the `ThirdPartyLatency`
+metric); this module stays free of Powertools.
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ __all__ = [
     "Credential",
     "Deadline",
     "HttpClient",
+    "Observer",
     "PermanentUpstreamError",
     "RetryAfter",
     "RetryPolicy",
@@ -64,8 +70,21 @@ __all__ = [
     "default_timeout",
     "is_retryable_status",
     "parse_retry_after",
+    "set_observer",
     "with_fresh_credential",
 ]
+
+
+Observer = Callable[[str, str, int | None, float], None]
+"""Told of every outbound attempt: (service, method, HTTP status or None, seconds taken)."""
+
+_observer: Observer | None = None
+
+
+def set_observer(observer: Observer | None) -> None:
+    """The process-wide observer of clients built without `observer=` (None: none)."""
+    global _observer
+    _observer = observer
 
 
 def is_retryable_status(status: int) -> bool:
@@ -170,8 +189,10 @@ class HttpClient:
         describe_error: ErrorDescriber = _generic_error,
         sleep: Callable[[float], None] = time.sleep,
         rand: Callable[[], float] = random.random,
+        observer: Observer | None = None,
     ) -> None:
         self._client = client
+        self._observer = observer
         self.service = service
         self.policy = policy or RetryPolicy()
         self.deadline = deadline or Deadline()
@@ -181,6 +202,15 @@ class HttpClient:
 
     def close(self) -> None:
         self._client.close()
+
+    def _observe(self, method: str, status: int | None, seconds: float) -> None:
+        observer = self._observer or _observer
+        if observer is None:
+            return
+        try:
+            observer(self.service, method, status, seconds)
+        except Exception:  # telemetry never fails a call
+            logger.warning("HTTP observer failed", exc_info=True)
 
     def request(
         self,
@@ -239,7 +269,13 @@ class HttpClient:
                     json=json,
                     **options,
                 )
-                response = self._client.send(request)
+                started = time.perf_counter()
+                try:
+                    response = self._client.send(request)
+                except httpx.TransportError:
+                    self._observe(method, None, time.perf_counter() - started)
+                    raise
+                self._observe(method, response.status_code, time.perf_counter() - started)
             except httpx.TransportError as error:
                 kind = type(error).__name__
                 failure = RetryableUpstreamError(

@@ -21,6 +21,9 @@ API:
   ``storewire_order_id`` to look up by the unique value), 404 ``OBJECT_NOT_FOUND`` otherwise.
 * ``DELETE /crm/v3/objects/contacts/{id}``: archive (204); an archived contact is not found
   and a later upsert of its email creates a new one.
+* ``POST /crm/v3/objects/contacts/gdpr-delete`` ``{"objectId", "idProperty"?}`` (``email`` or
+  the id): permanently deletes the contact and its associations (204); archived contacts
+  included. Nothing to delete is HubSpot's 404 ``OBJECT_NOT_FOUND``.
 * ``POST /crm/v4/associations/deals/contacts/batch/associate/default`` ``{"inputs": [{"from":
   {"id"}, "to": {"id"}}]}`` and ``PUT /crm/v4/objects/{from}/{id}/associations/default/{to}/
   {toId}``: the default association (deal -> contact type 3, contact -> deal type 4);
@@ -185,6 +188,8 @@ class HubSpotFake(FakeServer):
             return self._associate_one(frm, unquote(from_id), to, unquote(to_id))
         if (match := _ASSOC_GET.match(path)) and method == "GET":
             return self._list_associations(match.group(1), unquote(match.group(2)), match.group(3))
+        if path == "/crm/v3/objects/contacts/gdpr-delete" and method == "POST":
+            return self._gdpr_delete(request)
         if match := _OBJECT.match(path):
             object_type, ident = match.group(1), unquote(match.group(2))
             query = parse_qs(request.query)
@@ -201,6 +206,33 @@ class HubSpotFake(FakeServer):
                     found["archivedAt"] = _now_iso()
                 return FakeResponse(204, None)
         return _error(404, f"Unable to infer object type from: {path}", "OBJECT_NOT_FOUND")
+
+    def _gdpr_delete(self, request: FakeRequest) -> FakeResponse:
+        body = request.json()
+        if not isinstance(body, dict) or not body.get("objectId"):
+            return _error(400, "objectId is required", "VALIDATION_ERROR")
+        ident = str(body["objectId"])
+        id_property = body.get("idProperty")
+        contacts = self.objects["contacts"]
+        if id_property == "email":
+            doomed = [
+                key
+                for key, obj in contacts.items()
+                if str(obj["properties"].get("email") or "").lower() == ident.lower()
+            ]
+        elif id_property in (None, "", "hs_object_id"):
+            doomed = [ident] if ident in contacts else []
+        else:
+            return _error(400, f"unsupported idProperty {id_property}", "VALIDATION_ERROR")
+        if not doomed:
+            return _error(404, "Object not found.", "OBJECT_NOT_FOUND")
+        for key in doomed:
+            del contacts[key]
+            self.associations = {
+                a for a in self.associations if not (a[0] == "contacts" and a[1] == key)
+                and not (a[2] == "contacts" and a[3] == key)
+            }  # fmt: skip
+        return FakeResponse(204, None)
 
     # -- objects
 

@@ -15,6 +15,12 @@ and inventory (items, levels per location), with cost throttling.
   ``changeFromQuantity`` (``CHANGE_FROM_QUANTITY_STALE``, nothing changed), all or nothing;
   the same key with the same input replays the first answer; from API version 2026-04 the
   directive and ``changeFromQuantity`` are required;
+* ``orders(first:, after:, query: "updated_at:>'…'", sortKey: UPDATED_AT)``: the seeded
+  orders updated after the time, oldest update first, as ``edges { cursor node { id
+  legacyResourceId updatedAt } }`` and ``pageInfo { hasNextPage endCursor }``; requested cost
+  ``first + 2`` (for reconciliation);
+* ``GET /admin/api/{version}/orders/{id}.json`` (REST): ``{"order": ...}``, the payload the
+  order was seeded with (the webhook JSON, as Shopify's REST order is);
 * ``fulfillmentCreate(fulfillment:)``: closes the fulfillment orders and records the
   fulfillment with its ``trackingInfo``; a closed fulfillment order is refused (userErrors).
 
@@ -41,6 +47,7 @@ import hmac
 import json
 import re
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from .base import FakeRequest, FakeResponse, FakeServer
@@ -62,6 +69,8 @@ _INVENTORY_ITEM_GID = re.compile(r"^gid://shopify/InventoryItem/[0-9]+$")
 _LOCATION_GID = re.compile(r"^gid://shopify/Location/[0-9]+$")
 _LEVEL_GID = re.compile(r"^gid://shopify/InventoryLevel/([0-9]+)\?inventory_item_id=([0-9]+)$")
 _ORDER_GID = re.compile(r"^gid://shopify/Order/([0-9]+)$")
+_REST_ORDER_PATH = re.compile(r"^/admin/api/[0-9]{4}-[0-9]{2}/orders/([0-9]+)\.json$")
+_UPDATED_SINCE = re.compile(r"updated_at:>'?([0-9T:.+\-Z]+)'?")
 
 
 def _money(amount: str, currency: str) -> dict[str, Any]:
@@ -110,6 +119,9 @@ class ShopifyAdminFake(FakeServer):
     # -- the API
 
     def handle(self, request: FakeRequest) -> FakeResponse:
+        rest = _REST_ORDER_PATH.match(request.path)
+        if rest and request.method == "GET":
+            return self._rest_order(request, rest.group(1))
         if not _GRAPHQL_PATH.match(request.path) or request.method != "POST":
             return FakeResponse(404, {"errors": "Not Found"})
         token = request.header("x-shopify-access-token")
@@ -134,6 +146,9 @@ class ShopifyAdminFake(FakeServer):
             )
         if "fulfillmentCreate" in query:
             return self._metered(MUTATION_COST, lambda: self._fulfillment_create(variables))
+        if re.search(r"\borders\s*\(", query):
+            first = max(1, min(250, int(variables.get("first") or 50)))
+            return self._metered(first + 2, lambda: self._orders_connection(variables, first))
         if re.search(r"\binventoryItem\s*\(", query):
             return self._metered(
                 INVENTORY_QUERY_COST, lambda: self._inventory_item(query, variables)
@@ -223,6 +238,65 @@ class ShopifyAdminFake(FakeServer):
                 "nodes": [_fulfillment_order_view(fo) for fo in order.get("fulfillment_orders", [])]
             },
         }
+
+    # -- orders: the connection (reconciliation) and the REST order JSON
+
+    def _orders_connection(self, variables: dict[str, Any], first: int) -> dict[str, Any]:
+        """``orders(first:, after:, query: "updated_at:>'…'", sortKey: UPDATED_AT)``: edges
+        of ``{id, legacyResourceId, updatedAt}`` sorted by (updatedAt, id), cursor = the index
+        in that order of the last edge (opaque to clients), ``pageInfo``."""
+        since = _updated_since(str(variables.get("query") or ""))
+        rows = sorted(
+            (
+                (_parse_time(order["updated_at"]), int(order["id"]), order)
+                for order in self.orders.values()
+                if order.get("updated_at")
+            ),
+            key=lambda row: (row[0], row[1]),
+        )
+        if since is not None:
+            rows = [row for row in rows if row[0] > since]
+        after = variables.get("after")
+        start = 0
+        if after:
+            try:
+                start = int(str(after).removeprefix("cursor:")) + 1
+            except ValueError:
+                return {"errors": [_top_error("Invalid cursor", "argumentLiteralsIncompatible")]}
+        page = rows[start : start + first]
+        edges = [
+            {
+                "cursor": f"cursor:{start + index}",
+                "node": {
+                    "id": f"gid://shopify/Order/{order['id']}",
+                    "legacyResourceId": str(order["id"]),
+                    "updatedAt": order["updated_at"],
+                },
+            }
+            for index, (_, _, order) in enumerate(page)
+        ]
+        return {
+            "data": {
+                "orders": {
+                    "edges": edges,
+                    "pageInfo": {
+                        "hasNextPage": start + first < len(rows),
+                        "endCursor": edges[-1]["cursor"] if edges else None,
+                    },
+                }
+            }
+        }
+
+    def _rest_order(self, request: FakeRequest, order_id: str) -> FakeResponse:
+        """``GET /admin/api/{version}/orders/{id}.json``: ``{"order": <webhook JSON>}``."""
+        token = request.header("x-shopify-access-token")
+        if not token or not hmac.compare_digest(token, self.access_token):
+            return FakeResponse(401, {"errors": "[API] Invalid API key or access token"})
+        with self.lock:
+            order = self.orders.get(order_id)
+            if order is None or "payload" not in order:
+                return FakeResponse(404, {"errors": "Not Found"})
+            return FakeResponse(200, {"order": dict(order["payload"])})
 
     # -- inventory
 
@@ -566,6 +640,8 @@ class ShopifyAdminFake(FakeServer):
                 "transactions": transactions,
                 "fulfillment_orders": self._fulfillment_orders(payload),
                 "fulfillments": [],
+                "updated_at": str(payload.get("updated_at") or payload.get("created_at") or ""),
+                "payload": dict(payload),
             }
             self.orders[order_id] = order
         return order
@@ -708,3 +784,14 @@ def _variable(variables: dict[str, Any], name: str, marker: str) -> dict[str, An
         if isinstance(value, dict) and marker in value:
             return value
     return None
+
+
+def _parse_time(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _updated_since(query: str) -> datetime | None:
+    """The time of an ``updated_at:>'…'`` search term (the only one this fake honours)."""
+    match = _UPDATED_SINCE.search(query)
+    return _parse_time(match.group(1)) if match else None

@@ -33,6 +33,7 @@ from storewire.domain.crm import (
     CrmInput,
     InputError,
 )
+from storewire.errors import PermanentUpstreamError
 from storewire.http import HttpClient
 
 DEFAULT_BASE_URL = "https://api.hubapi.com"
@@ -111,6 +112,29 @@ class HubSpotCrm:
             f"{self._base}/crm/v3/objects/contacts/{contact_id}",
             headers=self._headers(),
         )
+
+    def gdpr_delete_contact(
+        self, *, email: str | None = None, contact_id: str | None = None
+    ) -> bool:
+        """Permanently delete a contact (HubSpot's GDPR delete), by email or by id.
+
+        `POST /crm/v3/objects/contacts/gdpr-delete`: unlike archiving, the contact cannot be
+        restored. True if one was deleted; False if HubSpot had none (a redelivery), which is
+        fine: the request is idempotent.
+        """
+        if email:
+            body: dict[str, Any] = {"objectId": email, "idProperty": "email"}
+        elif contact_id:
+            body = {"objectId": contact_id}
+        else:
+            return False
+        try:
+            self._post("/crm/v3/objects/contacts/gdpr-delete", body)
+        except PermanentUpstreamError as error:
+            if error.status == 404:
+                return False
+            raise
+        return True
 
     # ------------------------------------------------------------------ internals
 

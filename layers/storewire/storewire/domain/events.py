@@ -465,6 +465,107 @@ class ShipmentStatusChanged(CanonicalEvent):
     data: ShipmentStatusData | None = None
 
 
+# --------------------------------------------------------------------------- reconciliation
+
+
+class ReconciliationData(_Frozen):
+    """The counts of one scheduled reconciliation run (see storewire.reconciliation)."""
+
+    kind: Literal["orders", "stock", "payments"]
+    checked: int = Field(ge=0, description="Orders or listings looked at")
+    corrected: int = Field(ge=0, description="Orders re-emitted, listings set, payments re-checked")
+    missing: int = Field(default=0, ge=0, description="Orders never seen (no record)")
+    behind: int = Field(default=0, ge=0, description="Orders whose record was older")
+    republished: int = Field(default=0, ge=0, description="Canonical events re-emitted")
+    failed: int = Field(default=0, ge=0)
+    pages: int = Field(default=0, ge=0, description="Storefront pages listed")
+    throttled_waits: int = Field(default=0, ge=0)
+    complete: bool = Field(description="False: stopped early (time, throttling, an error)")
+    since: AwareDatetime | None = None
+    watermark: AwareDatetime | None = Field(default=None, description="Stored after the run")
+    started_at: AwareDatetime
+    finished_at: AwareDatetime
+    corrections: tuple[dict[str, Any], ...] = Field(
+        default=(), description="What was corrected (the first 50)"
+    )
+
+
+class ReconciliationCompleted(CanonicalEvent):
+    """A scheduled reconciliation run finished (`Source: storewire.reconciliation`)."""
+
+    event_type: Literal["ReconciliationCompleted"] = "ReconciliationCompleted"
+    event_version: Literal[1] = 1
+    data: ReconciliationData | None = None
+
+
+# --------------------------------------------------------------------------- privacy
+
+
+class PrivacyCustomerData(_Frozen):
+    """Shopify's `customers/data_request` or `customers/redact`: who, and which orders.
+
+    Only what is needed to find the customer's data: ids and the email (no name, phone or
+    address). The email is personal data: events carrying it are never logged.
+    """
+
+    shop_id: str | None = None
+    external_customer_id: str | None = None
+    email: str | None = None
+    external_order_ids: tuple[str, ...] = Field(
+        default=(), description="orders_requested / orders_to_redact"
+    )
+    data_request_id: str | None = Field(default=None, description="data_request.id")
+
+
+class ShopRedactionData(_Frozen):
+    """Shopify's `shop/redact`: the shop whose data is to be erased (48 h after uninstall)."""
+
+    shop_id: str | None = None
+    shop_domain: str
+
+
+class CustomerDataReportData(_Frozen):
+    """Where the report of a customer's data was stored (`privacy/` in the claim-check bucket)."""
+
+    bucket: str
+    key: str
+    data_request_id: str | None = None
+    orders: int = Field(ge=0, description="Orders found for the customer")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class CustomerDataRequested(CanonicalEvent):
+    """A customer asked for their data (Shopify `customers/data_request`)."""
+
+    event_type: Literal["CustomerDataRequested"] = "CustomerDataRequested"
+    event_version: Literal[1] = 1
+    data: PrivacyCustomerData | None = None
+
+
+class CustomerRedactionRequested(CanonicalEvent):
+    """A customer's personal data is to be erased (Shopify `customers/redact`)."""
+
+    event_type: Literal["CustomerRedactionRequested"] = "CustomerRedactionRequested"
+    event_version: Literal[1] = 1
+    data: PrivacyCustomerData | None = None
+
+
+class ShopRedactionRequested(CanonicalEvent):
+    """A shop's data is to be erased (Shopify `shop/redact`)."""
+
+    event_type: Literal["ShopRedactionRequested"] = "ShopRedactionRequested"
+    event_version: Literal[1] = 1
+    data: ShopRedactionData | None = None
+
+
+class CustomerDataReportReady(CanonicalEvent):
+    """The report for a `CustomerDataRequested` is stored (`Source: storewire.privacy`)."""
+
+    event_type: Literal["CustomerDataReportReady"] = "CustomerDataReportReady"
+    event_version: Literal[1] = 1
+    data: CustomerDataReportData | None = None
+
+
 EVENT_MODELS: dict[tuple[str, int], type[CanonicalEvent]] = {
     (model.model_fields["event_type"].default, model.model_fields["event_version"].default): model
     for model in (
@@ -485,6 +586,11 @@ EVENT_MODELS: dict[tuple[str, int], type[CanonicalEvent]] = {
         StockLevelChanged,
         LabelCreated,
         ShipmentStatusChanged,
+        ReconciliationCompleted,
+        CustomerDataRequested,
+        CustomerRedactionRequested,
+        ShopRedactionRequested,
+        CustomerDataReportReady,
     )
 }
 """Every canonical event model, by (event_type, event_version)."""

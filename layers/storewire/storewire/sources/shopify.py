@@ -12,6 +12,9 @@ orders/cancelled       OrderCancelled
 refunds/create         RefundIssued
 customers/create       CustomerUpserted
 customers/update       CustomerUpserted
+customers/data_request CustomerDataRequested
+customers/redact       CustomerRedactionRequested
+shop/redact            ShopRedactionRequested
 =====================  =======================
 
 Any other topic (`products/update`, `app/uninstalled`, ...) is acknowledged and ignored.
@@ -37,6 +40,8 @@ from storewire.domain.events import (
     Address,
     CanonicalEvent,
     CustomerData,
+    CustomerDataRequested,
+    CustomerRedactionRequested,
     CustomerRef,
     CustomerUpserted,
     OrderCancelled,
@@ -46,10 +51,13 @@ from storewire.domain.events import (
     OrderPlaced,
     OrderTotals,
     OrderUpdated,
+    PrivacyCustomerData,
     RefundData,
     RefundIssued,
     RefundLine,
     RefundTransaction,
+    ShopRedactionData,
+    ShopRedactionRequested,
     canonical_customer_id,
     canonical_order_id,
     event_id,
@@ -296,6 +304,31 @@ class _Customer(_Payload):
     updated_at: AwareDatetime
 
 
+class _PrivacyCustomer(_Payload):
+    id: int | None = None
+    email: OptionalText = None
+
+
+class _DataRequest(_Payload):
+    id: int | str | None = None
+
+
+class _CustomerPrivacy(_Payload):
+    """`customers/data_request` and `customers/redact` (the phone is not kept)."""
+
+    shop_id: int | None = None
+    shop_domain: str
+    customer: _PrivacyCustomer
+    orders_requested: list[int] = []
+    orders_to_redact: list[int] = []
+    data_request: _DataRequest | None = None
+
+
+class _ShopRedact(_Payload):
+    shop_id: int | None = None
+    shop_domain: str
+
+
 # --------------------------------------------------------------------------- normalisation
 
 
@@ -461,8 +494,17 @@ _ORDER_EVENTS: dict[str, type[CanonicalEvent]] = {
 }
 _CUSTOMER_TOPICS = frozenset({"customers/create", "customers/update"})
 _REFUND_TOPIC = "refunds/create"
+_PRIVACY_CUSTOMER_EVENTS: dict[str, type[CanonicalEvent]] = {
+    "customers/data_request": CustomerDataRequested,
+    "customers/redact": CustomerRedactionRequested,
+}
+_SHOP_REDACT_TOPIC = "shop/redact"
+PRIVACY_TOPICS: frozenset[str] = frozenset(_PRIVACY_CUSTOMER_EVENTS) | {_SHOP_REDACT_TOPIC}
+"""Shopify's mandatory compliance topics (docs/privacy.md): never logged beyond their ids."""
 
-HANDLED_TOPICS: frozenset[str] = frozenset(_ORDER_EVENTS) | _CUSTOMER_TOPICS | {_REFUND_TOPIC}
+HANDLED_TOPICS: frozenset[str] = (
+    frozenset(_ORDER_EVENTS) | _CUSTOMER_TOPICS | {_REFUND_TOPIC} | PRIVACY_TOPICS
+)
 """The topics that produce canonical events; every other topic is acknowledged and ignored."""
 
 
@@ -540,6 +582,48 @@ def normalise_payload(
             customer_id=customer_id,
             correlation_id=customer_id,
             data=customer_data,
+        )
+    elif topic in _PRIVACY_CUSTOMER_EVENTS:
+        model = _PRIVACY_CUSTOMER_EVENTS[topic]
+        request = _validate(_CustomerPrivacy, topic, payload)
+        external_customer_id = _id(request.customer.id)
+        if external_customer_id is None and request.customer.email is None:
+            raise MalformedPayload(
+                f"{topic} names neither a customer id nor an email", fields=["customer"]
+            )
+        order_ids = request.orders_requested or request.orders_to_redact
+        subject_id = (
+            canonical_customer_id(SOURCE, shop, external_customer_id)
+            if external_customer_id
+            else None
+        )
+        fields = envelope(
+            model.model_fields["event_type"].default,
+            occurred_at=occurred_at or datetime.now(UTC),
+            customer_id=subject_id,
+            correlation_id=subject_id or f"{SOURCE}:{shop}:privacy:{delivery_id}",
+            data=PrivacyCustomerData(
+                shop_id=_id(request.shop_id),
+                external_customer_id=external_customer_id,
+                email=request.customer.email,
+                external_order_ids=tuple(str(o) for o in order_ids),
+                data_request_id=(
+                    str(request.data_request.id)
+                    if request.data_request and request.data_request.id is not None
+                    else None
+                ),
+            ),
+        )
+    elif topic == _SHOP_REDACT_TOPIC:
+        model = ShopRedactionRequested
+        shop_request = _validate(_ShopRedact, topic, payload)
+        fields = envelope(
+            "ShopRedactionRequested",
+            occurred_at=occurred_at or datetime.now(UTC),
+            correlation_id=f"{SOURCE}:{shop}",
+            data=ShopRedactionData(
+                shop_id=_id(shop_request.shop_id), shop_domain=shop_request.shop_domain
+            ),
         )
     else:
         raise ValueError(f"topic {topic!r} is not handled")

@@ -1,0 +1,207 @@
+"""Privacy consumer: Shopify's compliance requests carried out over every table and object.
+
+SQS (from the bus: `CustomerDataRequested`, `CustomerRedactionRequested`,
+`ShopRedactionRequested`) -> `storewire.privacy`, one record at a time with Powertools
+`BatchProcessor`. A retryable failure (a table, the bucket or HubSpot unavailable; an item
+that changed while it was being erased) fails the record and SQS redelivers it: every step is
+idempotent, so a redelivery finishes the work and does nothing twice. A record that cannot be
+a privacy request (malformed) is dead-lettered at once with its reason.
+
+Its own function rather than a step of CRM sync: it reads and writes every table of the
+stack and the whole claim-check bucket, permissions no other consumer should hold, and a
+scan of every table must not delay the hot path's batches. The events carry an email:
+nothing here logs an event, only ids and counts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Self
+
+from aws_lambda_powertools.logging import Logger
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from storewire.domain.events import EVENT_MODELS, CanonicalEvent
+from storewire.errors import ConfigurationError, MalformedPayload, PermanentError
+from storewire.pii import PiiMaskingFormatter, install_root_masking
+from storewire.ports import DeadLetterSink
+from storewire.privacy import PrivacyDeps, PrivacyResult, handle_privacy_event
+
+logger = Logger(service="privacy", logger_formatter=PiiMaskingFormatter())
+install_root_masking()
+
+
+class PrivacySettings(BaseModel):
+    """The environment of `privacy` (docs/privacy.md, "Configuration")."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    event_bus_name: str = Field(alias="EVENT_BUS_NAME", min_length=1)
+    claim_check_bucket_name: str = Field(alias="CLAIM_CHECK_BUCKET_NAME", min_length=1)
+    dead_letter_queue_url: str = Field(alias="DEAD_LETTER_QUEUE_URL", min_length=1)
+    orders_table_name: str = Field(alias="ORDERS_TABLE_NAME", min_length=1)
+    crm_table_name: str = Field(default="", alias="CRM_TABLE_NAME")
+    labels_table_name: str = Field(default="", alias="LABELS_TABLE_NAME")
+    inventory_table_name: str = Field(default="", alias="INVENTORY_TABLE_NAME")
+    dedupe_table_name: str = Field(default="", alias="DEDUPE_TABLE_NAME")
+    channels_table_name: str = Field(default="", alias="CHANNELS_TABLE_NAME")
+    hubspot_access_token_secret_id: str = Field(default="", alias="HUBSPOT_ACCESS_TOKEN_SECRET_ID")
+    hubspot_api_base_url: str = Field(
+        default="https://api.hubapi.com", alias="HUBSPOT_API_BASE_URL", pattern=r"^https?://"
+    )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
+        """Settings from `environ` (default `os.environ`); `ConfigurationError` names bad ones."""
+        env = os.environ if environ is None else environ
+        try:
+            return cls.model_validate({k: v for k, v in env.items() if v != ""})
+        except ValidationError as error:
+            problems = ", ".join(
+                f"{'.'.join(str(p) for p in e['loc'])} ({e['msg']})"
+                for e in error.errors(include_url=False, include_input=False)
+            )
+            raise ConfigurationError(f"invalid privacy environment: {problems}") from None
+
+    def tables(self) -> dict[str, str]:
+        return {
+            "orders": self.orders_table_name,
+            "crm": self.crm_table_name,
+            "labels": self.labels_table_name,
+            "inventory": self.inventory_table_name,
+            "dedupe": self.dedupe_table_name,
+            "channels": self.channels_table_name,
+        }
+
+
+@dataclass(frozen=True)
+class HandlerDeps:
+    privacy: PrivacyDeps
+    dead_letters: DeadLetterSink | None = None
+
+
+_deps: HandlerDeps | None = None
+
+
+def _wire(settings: PrivacySettings) -> HandlerDeps:
+    """The real adapters, built from the environment's settings."""
+    import boto3
+    from storewire.adapters.eventbridge import EventBridgePublisher
+    from storewire.adapters.privacy_store import AwsPrivacyStore
+    from storewire.adapters.sqs_dead_letters import SqsDeadLetterSink
+
+    crm = None
+    if settings.hubspot_access_token_secret_id:
+        import httpx
+        from storewire.adapters.hubspot_crm import HubSpotCrm, describe_hubspot_error
+        from storewire.adapters.secrets import SecretsManagerProvider
+        from storewire.http import HttpClient, RetryPolicy, default_timeout
+
+        secrets = SecretsManagerProvider(boto3.client("secretsmanager"))
+        token = secrets.get(settings.hubspot_access_token_secret_id).get("current", "")
+        if not token:
+            raise ConfigurationError("the HubSpot access token secret has no 'current' value")
+        http = HttpClient(
+            httpx.Client(timeout=default_timeout(3.05, 10.0)),
+            service="hubspot",
+            policy=RetryPolicy(max_attempts=4),
+            describe_error=describe_hubspot_error,
+        )
+        crm = HubSpotCrm(http, token, base_url=settings.hubspot_api_base_url)
+    return HandlerDeps(
+        privacy=PrivacyDeps(
+            store=AwsPrivacyStore(
+                boto3.client("dynamodb"),
+                boto3.client("s3"),
+                settings.tables(),
+                settings.claim_check_bucket_name,
+            ),
+            publisher=EventBridgePublisher(boto3.client("events"), settings.event_bus_name),
+            crm=crm,
+        ),
+        dead_letters=SqsDeadLetterSink(
+            boto3.client("sqs"), settings.dead_letter_queue_url, consumer="privacy"
+        ),
+    )
+
+
+def _default_deps() -> HandlerDeps:
+    global _deps
+    if _deps is None:
+        _deps = _wire(PrivacySettings.from_env())
+    return _deps
+
+
+def parse_record(body: str) -> CanonicalEvent:
+    """The canonical event in an SQS record's body (an EventBridge event); else malformed."""
+    try:
+        envelope = json.loads(body)
+        detail: dict[str, Any] = envelope["detail"] if "detail-type" in envelope else envelope
+        key = (str(detail.get("event_type")), int(detail.get("event_version") or 0))
+        model = EVENT_MODELS.get(key)
+        if model is None:
+            raise MalformedPayload(f"not a privacy event: {key[0]} v{key[1]}")
+        return model.model_validate(detail)
+    except (ValueError, KeyError, TypeError) as error:
+        raise MalformedPayload(f"not a canonical event: {type(error).__name__}") from None
+
+
+def process_record(record: SQSRecord, deps: HandlerDeps) -> PrivacyResult | None:
+    """One record: done, failed (raised: SQS retries), or dead-lettered at once."""
+    logger.remove_keys(["event_id", "event_type", "customer_id"])
+    logger.append_keys(message_id=record.message_id)
+    try:
+        event = parse_record(record.body)
+        logger.append_keys(
+            event_id=event.event_id, event_type=event.event_type, customer_id=event.customer_id
+        )
+        result = handle_privacy_event(event, deps.privacy)
+    except (PermanentError, MalformedPayload) as error:
+        if deps.dead_letters is None:
+            raise
+        deps.dead_letters.send(
+            record.body,
+            error_type=type(error).__name__,
+            reason=error.message,
+            message_id=record.message_id,
+        )
+        logger.error(
+            "record sent to the DLQ",
+            extra={"outcome": "dead_lettered", "error_type": type(error).__name__},
+        )
+        return None
+    logger.info(
+        f"privacy {result.outcome}",
+        extra={
+            "outcome": result.outcome,
+            "items": result.items,
+            "changed": result.changed,
+            "deleted": result.deleted,
+            "objects": result.objects,
+        },
+    )
+    return result
+
+
+def lambda_handler(
+    event: dict[str, Any], context: Any, deps: HandlerDeps | None = None
+) -> PartialItemFailureResponse:
+    """Process one SQS batch of privacy requests, reporting partial batch failures."""
+    logger.clear_state()
+    wired = deps or _default_deps()
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    return process_partial_response(
+        event=event,
+        record_handler=lambda record: process_record(record, wired),
+        processor=processor,
+        context=context,
+    )
