@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
+from .backfill import backfill_app
 from .channel_cli import channel_app
 from .ops_cli import dlq_app, replay_command
 from .reconcile_cli import reconcile_command
@@ -31,6 +32,7 @@ app.add_typer(channel_app, name="channel")
 app.add_typer(dlq_app, name="dlq")
 app.command("replay")(replay_command)
 app.command("reconcile")(reconcile_command)
+app.add_typer(backfill_app, name="backfill")
 
 DEFAULT_STATE_DIR = Path(".storewire")
 

@@ -427,3 +427,33 @@ def test_run_needs_the_storefront(kind: str) -> None:
     d = ReconcileDeps(shop=SHOP, orders=FakeOrders(), publisher=FakePublisher())
     with pytest.raises(ValueError):
         run(kind, d)  # type: ignore[arg-type]
+
+
+def test_the_report_carries_the_last_fully_handled_order_as_a_cursor() -> None:
+    payloads = [order_payload(4100 + i, T0 + timedelta(minutes=10 * i)) for i in range(4)]
+    storefront = FakeStorefront(payloads)
+    storefront.fail_fetch = {"4102"}
+    # The schedule's watermark is already past these orders: `since` is honoured over it and
+    # the stored watermark does not move back; the cursor is the last handled order itself.
+    marks = FakeWatermarks(T0 + timedelta(hours=3))
+    report = reconcile_orders(deps(storefront, watermarks=marks), since=T0 - timedelta(1))
+    assert report.since == T0 - timedelta(1)
+    assert not report.complete
+    assert report.last_handled_updated_at == T0 + timedelta(minutes=10)
+    assert report.watermark == T0 + timedelta(hours=3)
+    assert marks.at == T0 + timedelta(hours=3)
+    data = report.data(NOW).model_dump(mode="json")
+    assert data["last_handled_updated_at"] == "2026-11-20T12:10:00Z"
+    assert data["complete"] is False
+
+    storefront.fail_fetch = set()
+    done = reconcile_orders(deps(storefront, watermarks=marks), since=T0 + timedelta(minutes=10))
+    assert done.complete
+    assert done.last_handled_updated_at == T0 + timedelta(minutes=30)
+
+
+def test_a_run_that_handles_nothing_has_no_cursor() -> None:
+    report = reconcile_orders(deps(FakeStorefront([])), since=T0)
+    assert report.complete
+    assert report.last_handled_updated_at is None
+    assert report.data(NOW).model_dump(mode="json")["last_handled_updated_at"] is None

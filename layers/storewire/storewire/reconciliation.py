@@ -14,6 +14,8 @@ Three kinds, one per schedule (see docs/operations.md, "Reconcile"):
   order (listed in ascending `updated_at`), minus an overlap for clock skew, and never
   backwards. A run that dies half way (or runs out of time, or is throttled past its time)
   leaves the watermark where the last handled order put it: nothing is lost on the next run.
+  The report's `last_handled_updated_at` is that order's own `updated_at` (no overlap, no
+  stored watermark): a resumable cursor for `storewire backfill orders`.
 * **stock**: every channel listing's available (read from the channel) is compared with the
   ledger's; a drifted listing is set to the ledger's available, compare-and-set against the
   quantity just read (`ChannelInventory.set_available`, as channel sync does).
@@ -214,6 +216,7 @@ class ReconciliationReport:
     complete: bool = True
     since: datetime | None = None
     watermark: datetime | None = None
+    last_handled_updated_at: datetime | None = None
     details: list[dict[str, Any]] = field(default_factory=list)
 
     def data(self, finished_at: datetime) -> ReconciliationData:
@@ -230,6 +233,7 @@ class ReconciliationReport:
             complete=self.complete,
             since=self.since,
             watermark=self.watermark,
+            last_handled_updated_at=self.last_handled_updated_at,
             started_at=self.started_at,
             finished_at=finished_at,
             corrections=tuple(self.details[:50]),
@@ -356,6 +360,7 @@ def reconcile_orders(deps: ReconcileDeps, since: datetime | None = None) -> Reco
         if not page.has_next_page or not page.end_cursor:
             break
         cursor = page.end_cursor
+    report.last_handled_updated_at = last_done
     if last_done is not None:
         mark = max(last_done - deps.overlap, stored) if stored else last_done - deps.overlap
         deps.watermarks.advance("orders", deps.shop, mark)

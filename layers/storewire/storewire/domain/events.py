@@ -483,6 +483,10 @@ class ReconciliationData(_Frozen):
     complete: bool = Field(description="False: stopped early (time, throttling, an error)")
     since: AwareDatetime | None = None
     watermark: AwareDatetime | None = Field(default=None, description="Stored after the run")
+    last_handled_updated_at: AwareDatetime | None = Field(
+        default=None,
+        description="orders: `updated_at` of the last order this run fully handled (a cursor)",
+    )
     started_at: AwareDatetime
     finished_at: AwareDatetime
     corrections: tuple[dict[str, Any], ...] = Field(
