@@ -25,10 +25,8 @@ pass `deps`.
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from aws_lambda_powertools.logging import Logger
 from aws_lambda_powertools.utilities.batch import (
@@ -38,7 +36,8 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
+from storewire.config import EnvSettings
 from storewire.crm import CrmDeps, ItemResult, Outcome, sync_batch
 from storewire.domain.events import EVENT_MODELS, CanonicalEvent
 from storewire.errors import (
@@ -62,10 +61,8 @@ DEADLINE_RESERVE_SECONDS = 3.0
 
 
 # TODO(lead): move into storewire.config next to PaymentSettings (config.py is shared).
-class CrmSettings(BaseModel):
+class CrmSettings(EnvSettings):
     """The environment of `crm_sync` (docs/crm.md, "Configuration")."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
 
     crm_table_name: str = Field(alias="CRM_TABLE_NAME", min_length=1)
     orders_table_name: str = Field(default="", alias="ORDERS_TABLE_NAME")
@@ -82,18 +79,7 @@ class CrmSettings(BaseModel):
     http_read_timeout: float = Field(default=10.0, alias="HTTP_READ_TIMEOUT", gt=0)
     http_max_attempts: int = Field(default=4, alias="HTTP_MAX_ATTEMPTS", ge=1, le=10)
 
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
-        """Settings from `environ` (default `os.environ`); `ConfigurationError` names bad ones."""
-        env = os.environ if environ is None else environ
-        try:
-            return cls.model_validate({k: v for k, v in env.items() if v != ""})
-        except ValidationError as error:
-            problems = ", ".join(
-                f"{'.'.join(str(p) for p in e['loc'])} ({e['msg']})"
-                for e in error.errors(include_url=False, include_input=False)
-            )
-            raise ConfigurationError(f"invalid crm_sync environment: {problems}") from None
+    settings_for: ClassVar[str] = "crm_sync environment"
 
 
 @dataclass(frozen=True)

@@ -27,10 +27,8 @@ pass `deps`.
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from aws_lambda_powertools.logging import Logger
 from aws_lambda_powertools.utilities.batch import (
@@ -40,7 +38,8 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
+from storewire.config import EnvSettings
 from storewire.domain.events import EVENT_TYPES, Address, CanonicalEvent
 from storewire.domain.shipments import ParcelPolicy, RatePolicy
 from storewire.errors import ConfigurationError, InvalidWebhook, MalformedPayload, PermanentError
@@ -61,10 +60,11 @@ DEADLINE_RESERVE_SECONDS = 3.0
 
 
 # TODO(lead): move into storewire.config next to IngestSettings / PaymentSettings.
-class LabelSettings(BaseModel):
-    """The environment of `label_creation` (docs/labels.md, "Configuration")."""
+class LabelSettings(EnvSettings):
+    """The environment of `label_creation` (docs/labels.md, "Configuration").
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    `SHIP_FROM_ADDRESS`, `LABEL_RATE_POLICY` and `DEFAULT_PARCEL` are JSON objects.
+    """
 
     event_bus_name: str = Field(alias="EVENT_BUS_NAME", min_length=1)
     labels_table_name: str = Field(alias="LABELS_TABLE_NAME", min_length=1)
@@ -83,28 +83,12 @@ class LabelSettings(BaseModel):
     http_read_timeout: float = Field(default=10.0, alias="HTTP_READ_TIMEOUT", gt=0)
     http_max_attempts: int = Field(default=4, alias="HTTP_MAX_ATTEMPTS", ge=1, le=10)
 
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
-        """Settings from `environ` (default `os.environ`); `ConfigurationError` names bad ones.
-
-        `SHIP_FROM_ADDRESS`, `LABEL_RATE_POLICY` and `DEFAULT_PARCEL` are JSON objects.
-        """
-        env = os.environ if environ is None else environ
-        values: dict[str, Any] = {k: v for k, v in env.items() if v != ""}
-        try:
-            for name in ("SHIP_FROM_ADDRESS", "LABEL_RATE_POLICY", "DEFAULT_PARCEL"):
-                if name in values:
-                    values[name] = json.loads(values[name])
-            return cls.model_validate(values)
-        except ValueError as error:
-            if isinstance(error, ValidationError):
-                problems = ", ".join(
-                    f"{'.'.join(str(p) for p in e['loc'])} ({e['msg']})"
-                    for e in error.errors(include_url=False, include_input=False)
-                )
-            else:
-                problems = f"a JSON setting does not parse ({error})"
-            raise ConfigurationError(f"invalid label_creation environment: {problems}") from None
+    settings_for: ClassVar[str] = "label_creation environment"
+    json_settings: ClassVar[tuple[str, ...]] = (
+        "SHIP_FROM_ADDRESS",
+        "LABEL_RATE_POLICY",
+        "DEFAULT_PARCEL",
+    )
 
     def policies(self) -> LabelPolicies:
         return LabelPolicies(

@@ -16,10 +16,8 @@ nothing here logs an event, only ids and counts.
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any, ClassVar
 
 from aws_lambda_powertools.logging import Logger
 from aws_lambda_powertools.utilities.batch import (
@@ -29,7 +27,8 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
+from storewire.config import EnvSettings
 from storewire.domain.events import EVENT_MODELS, CanonicalEvent
 from storewire.errors import ConfigurationError, MalformedPayload, PermanentError
 from storewire.pii import PiiMaskingFormatter, install_root_masking
@@ -40,10 +39,8 @@ logger = Logger(service="privacy", logger_formatter=PiiMaskingFormatter())
 install_root_masking()
 
 
-class PrivacySettings(BaseModel):
+class PrivacySettings(EnvSettings):
     """The environment of `privacy` (docs/privacy.md, "Configuration")."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
 
     event_bus_name: str = Field(alias="EVENT_BUS_NAME", min_length=1)
     claim_check_bucket_name: str = Field(alias="CLAIM_CHECK_BUCKET_NAME", min_length=1)
@@ -59,18 +56,7 @@ class PrivacySettings(BaseModel):
         default="https://api.hubapi.com", alias="HUBSPOT_API_BASE_URL", pattern=r"^https?://"
     )
 
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
-        """Settings from `environ` (default `os.environ`); `ConfigurationError` names bad ones."""
-        env = os.environ if environ is None else environ
-        try:
-            return cls.model_validate({k: v for k, v in env.items() if v != ""})
-        except ValidationError as error:
-            problems = ", ".join(
-                f"{'.'.join(str(p) for p in e['loc'])} ({e['msg']})"
-                for e in error.errors(include_url=False, include_input=False)
-            )
-            raise ConfigurationError(f"invalid privacy environment: {problems}") from None
+    settings_for: ClassVar[str] = "privacy environment"
 
     def tables(self) -> dict[str, str]:
         return {

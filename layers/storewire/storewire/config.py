@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
-from typing import Self
+from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -13,10 +14,40 @@ from storewire.errors import ConfigurationError
 MIN_DEDUPE_TTL_SECONDS = 48 * 3600
 
 
-class IngestSettings(BaseModel):
-    """The environment of `webhook_ingest` (docs/architecture.md, "Webhook ingestion")."""
+class EnvSettings(BaseModel):
+    """Base of every function's settings: built from the environment at handler entry.
+
+    Empty variables count as unset. `json_settings` names variables holding JSON objects.
+    Any bad value is one `ConfigurationError` naming every problem, for `settings_for`.
+    """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
+
+    settings_for: ClassVar[str] = "environment"
+    json_settings: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
+        """Settings from `environ` (default `os.environ`); `ConfigurationError` names bad ones."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {k: v for k, v in env.items() if v != ""}
+        try:
+            for name in cls.json_settings:
+                if name in values:
+                    values[name] = json.loads(values[name])
+            return cls.model_validate(values)
+        except ValidationError as error:
+            problems = ", ".join(
+                f"{'.'.join(str(p) for p in e['loc'])} ({e['msg']})"
+                for e in error.errors(include_url=False, include_input=False)
+            )
+        except ValueError as error:
+            problems = f"a JSON setting does not parse ({error})"
+        raise ConfigurationError(f"invalid {cls.settings_for}: {problems}") from None
+
+
+class IngestSettings(EnvSettings):
+    """The environment of `webhook_ingest` (docs/architecture.md, "Webhook ingestion")."""
 
     event_bus_name: str = Field(alias="EVENT_BUS_NAME", min_length=1)
     dedupe_table_name: str = Field(alias="DEDUPE_TABLE_NAME", min_length=1)
@@ -47,18 +78,7 @@ class IngestSettings(BaseModel):
         ),
     )
 
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
-        """Settings from `environ` (default `os.environ`); `ConfigurationError` names bad ones."""
-        env = os.environ if environ is None else environ
-        try:
-            return cls.model_validate({k: v for k, v in env.items() if v != ""})
-        except ValidationError as error:
-            problems = ", ".join(
-                f"{'.'.join(str(p) for p in e['loc'])} ({e['msg']})"
-                for e in error.errors(include_url=False, include_input=False)
-            )
-            raise ConfigurationError(f"invalid webhook_ingest environment: {problems}") from None
+    settings_for: ClassVar[str] = "webhook_ingest environment"
 
     @property
     def max_age_seconds(self) -> int:
@@ -77,10 +97,8 @@ class IngestSettings(BaseModel):
         return ids
 
 
-class PaymentSettings(BaseModel):
+class PaymentSettings(EnvSettings):
     """The environment of `payment_confirmation` (docs/payments.md, "Configuration")."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
 
     event_bus_name: str = Field(alias="EVENT_BUS_NAME", min_length=1)
     orders_table_name: str = Field(alias="ORDERS_TABLE_NAME", min_length=1)
@@ -103,26 +121,11 @@ class PaymentSettings(BaseModel):
     http_read_timeout: float = Field(default=10.0, alias="HTTP_READ_TIMEOUT", gt=0)
     http_max_attempts: int = Field(default=4, alias="HTTP_MAX_ATTEMPTS", ge=1, le=10)
 
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
-        """Settings from `environ` (default `os.environ`); `ConfigurationError` names bad ones."""
-        env = os.environ if environ is None else environ
-        try:
-            return cls.model_validate({k: v for k, v in env.items() if v != ""})
-        except ValidationError as error:
-            problems = ", ".join(
-                f"{'.'.join(str(p) for p in e['loc'])} ({e['msg']})"
-                for e in error.errors(include_url=False, include_input=False)
-            )
-            raise ConfigurationError(
-                f"invalid payment_confirmation environment: {problems}"
-            ) from None
+    settings_for: ClassVar[str] = "payment_confirmation environment"
 
 
-class StockSettings(BaseModel):
+class StockSettings(EnvSettings):
     """The environment of `stock_adjustment` (docs/architecture.md, "Stock adjustment")."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
 
     event_bus_name: str = Field(alias="EVENT_BUS_NAME", min_length=1)
     inventory_table_name: str = Field(alias="INVENTORY_TABLE_NAME", min_length=1)
@@ -137,24 +140,11 @@ class StockSettings(BaseModel):
         default="default", alias="DEFAULT_LOCATION", min_length=1, pattern=r"^[^#]+$"
     )
 
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
-        """Settings from `environ` (default `os.environ`); `ConfigurationError` names bad ones."""
-        env = os.environ if environ is None else environ
-        try:
-            return cls.model_validate({k: v for k, v in env.items() if v != ""})
-        except ValidationError as error:
-            problems = ", ".join(
-                f"{'.'.join(str(p) for p in e['loc'])} ({e['msg']})"
-                for e in error.errors(include_url=False, include_input=False)
-            )
-            raise ConfigurationError(f"invalid stock_adjustment environment: {problems}") from None
+    settings_for: ClassVar[str] = "stock_adjustment environment"
 
 
-class ChannelSyncSettings(BaseModel):
+class ChannelSyncSettings(EnvSettings):
     """The environment of `channel_sync` (docs/channels.md, "Configuration")."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
 
     channel_listings_table_name: str = Field(alias="CHANNEL_LISTINGS_TABLE_NAME", min_length=1)
     claim_check_bucket_name: str = Field(default="", alias="CLAIM_CHECK_BUCKET_NAME")
@@ -180,25 +170,12 @@ class ChannelSyncSettings(BaseModel):
     http_read_timeout: float = Field(default=10.0, alias="HTTP_READ_TIMEOUT", gt=0)
     http_max_attempts: int = Field(default=4, alias="HTTP_MAX_ATTEMPTS", ge=1, le=10)
 
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
-        """Settings from `environ` (default `os.environ`); `ConfigurationError` names bad ones."""
-        env = os.environ if environ is None else environ
-        try:
-            return cls.model_validate({k: v for k, v in env.items() if v != ""})
-        except ValidationError as error:
-            problems = ", ".join(
-                f"{'.'.join(str(p) for p in e['loc'])} ({e['msg']})"
-                for e in error.errors(include_url=False, include_input=False)
-            )
-            raise ConfigurationError(f"invalid channel_sync environment: {problems}") from None
+    settings_for: ClassVar[str] = "channel_sync environment"
 
 
-class StorefrontSettings(BaseModel):
+class StorefrontSettings(EnvSettings):
     """The storefront fulfilment of `label_creation` (docs/labels.md): optional; without
     `SHOPIFY_ADMIN_TOKEN_SECRET_ID` no fulfilment is pushed (the step stays open)."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
 
     shopify_admin_token_secret_id: str = Field(default="", alias="SHOPIFY_ADMIN_TOKEN_SECRET_ID")
     shopify_admin_base_url: str = Field(default="", alias="SHOPIFY_ADMIN_BASE_URL")
@@ -210,24 +187,11 @@ class StorefrontSettings(BaseModel):
     http_read_timeout: float = Field(default=10.0, alias="HTTP_READ_TIMEOUT", gt=0)
     http_max_attempts: int = Field(default=4, alias="HTTP_MAX_ATTEMPTS", ge=1, le=10)
 
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
-        """Settings from `environ` (default `os.environ`); `ConfigurationError` names bad ones."""
-        env = os.environ if environ is None else environ
-        try:
-            return cls.model_validate({k: v for k, v in env.items() if v != ""})
-        except ValidationError as error:
-            problems = ", ".join(
-                f"{'.'.join(str(p) for p in e['loc'])} ({e['msg']})"
-                for e in error.errors(include_url=False, include_input=False)
-            )
-            raise ConfigurationError(f"invalid storefront settings: {problems}") from None
+    settings_for: ClassVar[str] = "storefront settings"
 
 
-class ReconciliationSettings(BaseModel):
+class ReconciliationSettings(EnvSettings):
     """The environment of `reconciliation` (docs/operations.md, "Reconcile")."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
 
     event_bus_name: str = Field(alias="EVENT_BUS_NAME", min_length=1)
     orders_table_name: str = Field(alias="ORDERS_TABLE_NAME", min_length=1)
@@ -250,15 +214,4 @@ class ReconciliationSettings(BaseModel):
     http_read_timeout: float = Field(default=10.0, alias="HTTP_READ_TIMEOUT", gt=0)
     http_max_attempts: int = Field(default=4, alias="HTTP_MAX_ATTEMPTS", ge=1, le=10)
 
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
-        """Settings from `environ` (default `os.environ`); `ConfigurationError` names bad ones."""
-        env = os.environ if environ is None else environ
-        try:
-            return cls.model_validate({k: v for k, v in env.items() if v != ""})
-        except ValidationError as error:
-            problems = ", ".join(
-                f"{'.'.join(str(p) for p in e['loc'])} ({e['msg']})"
-                for e in error.errors(include_url=False, include_input=False)
-            )
-            raise ConfigurationError(f"invalid reconciliation environment: {problems}") from None
+    settings_for: ClassVar[str] = "reconciliation environment"
