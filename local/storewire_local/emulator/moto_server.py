@@ -23,9 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
-from werkzeug.serving import BaseWSGIServer, make_server
-
 from .cfn import ACCOUNT_ID, REGION
+from .wsgi import LoopbackServer
 
 log = logging.getLogger("storewire.emulator")
 
@@ -101,7 +100,7 @@ def describe_request(environ: dict[str, Any], body: bytes) -> RequestInfo:
 
 
 class MotoServer:
-    """A threaded werkzeug server around moto's WSGI app, serialised behind one lock."""
+    """moto's WSGI app on a loopback server (keep-alive, thread pool), behind one lock."""
 
     def __init__(
         self,
@@ -115,6 +114,9 @@ class MotoServer:
             create_backend_app,
         )
 
+        from . import moto_patches
+
+        moto_patches.apply()
         self._moto: WSGIApp = DomainDispatcherApplication(create_backend_app)
         self.lock = threading.Lock()
         self._faults: list[Fault] = []
@@ -124,32 +126,21 @@ class MotoServer:
         self.control = control
         self.on_write = on_write
         self.request_count = 0
-        from moto.moto_server.werkzeug_app import MotoRequestHandler
-
-        self._server: BaseWSGIServer = make_server(
-            host, port, self, threaded=True, request_handler=MotoRequestHandler
-        )
-        self._thread: threading.Thread | None = None
+        self._server = LoopbackServer(self, host, port, name="moto-server")
 
     @property
     def port(self) -> int:
-        return int(self._server.server_port)
+        return self._server.port
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.1,), name="moto-server", daemon=True
-        )
-        self._thread.start()
+        self._server.start()
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._server.stop()
 
     # -- recorder
 
