@@ -23,6 +23,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from pydantic import ValidationError
+
 from storewire.domain.events import (
     MAX_ENTRY_BYTES,
     BusEntry,
@@ -33,6 +35,7 @@ from storewire.domain.events import (
 from storewire.errors import (
     ConfigurationError,
     DeliveryInProgress,
+    MalformedPayload,
     PayloadTooLarge,
     SignatureInvalid,
     StaleWebhook,
@@ -44,12 +47,14 @@ from storewire.ports import (
     EventPublisher,
     SecretProvider,
 )
-from storewire.sources import Headers, SourceAdapter, WebhookSecrets, get_source
+from storewire.sources import Headers, Normalised, SourceAdapter, WebhookSecrets, get_source
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_DEDUPE_TTL_SECONDS = 259200
 DEFAULT_MAX_BODY_BYTES = 4194304
+MAX_DELIVERY_ID_BYTES = 1024
+"""Longer delivery ids are refused (400): the dedupe key must fit DynamoDB's 2048-byte key."""
 
 
 def _utcnow() -> datetime:
@@ -128,6 +133,26 @@ def _verify(adapter: SourceAdapter, headers: Headers, body: bytes, deps: IngestD
         adapter.verify(headers, body, _secrets(deps, adapter.name, force_fetch=True))
 
 
+def _normalise(adapter: SourceAdapter, headers: Headers, body: bytes) -> Normalised:
+    """The adapter's normalisation, where a value the payload model lets through but a
+    canonical event refuses (a currency that is not ISO 4217, an amount finer than its minor
+    unit, a negative quantity) is `MalformedPayload` too: a 5xx would make the sender retry
+    a body that can never succeed. JSON nested too deep to parse is refused the same way."""
+    try:
+        return adapter.normalise(headers, body)
+    except (ValueError, ArithmeticError, RecursionError) as error:
+        if isinstance(error, ValidationError):
+            problems = error.errors(include_url=False, include_input=False)
+            fields = [".".join(str(p) for p in e["loc"]) or "(body)" for e in problems]
+            details = "; ".join(f"{f}: {e['msg']}" for f, e in zip(fields, problems, strict=True))
+        else:
+            fields, details = ["(body)"], type(error).__name__
+        raise MalformedPayload(
+            f"{adapter.name} payload does not fit its canonical event: {details[:1000]}",
+            fields=fields,
+        ) from None
+
+
 def prepare_entries(
     events: Sequence[CanonicalEvent], claim_checks: ClaimCheckStore
 ) -> tuple[tuple[CanonicalEvent, ...], list[BusEntry]]:
@@ -166,7 +191,7 @@ def ingest_webhook(
                 f"the tolerance is {deps.max_age_seconds} s"
             )
 
-    normalised = adapter.normalise(request_headers, raw_body)
+    normalised = _normalise(adapter, request_headers, raw_body)
     result = IngestResult(
         status="ignored",
         source=source,
@@ -176,6 +201,10 @@ def ingest_webhook(
     )
     if normalised.ignored:
         return result
+    if len(normalised.delivery_id.encode("utf-8", "surrogatepass")) > MAX_DELIVERY_ID_BYTES:
+        raise MalformedPayload(
+            f"the delivery id is longer than {MAX_DELIVERY_ID_BYTES} bytes", fields=["delivery_id"]
+        )
 
     key = dedupe_key(source, normalised.delivery_id)
     outcome = deps.dedupe.claim(key, deps.dedupe_ttl_seconds)

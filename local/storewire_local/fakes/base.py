@@ -295,8 +295,13 @@ class _Handler(BaseHTTPRequestHandler):
         for key, value in headers.items():
             self.send_header(key, value)
         self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        try:
+            self.end_headers()
+            self.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            # the client gave up first (its read timeout during a "slow" fault): as a vendor's
+            # server would, carry on; the effect, if any, has happened
+            self.close_connection = True
 
     do_GET = _serve
     do_POST = _serve
