@@ -47,6 +47,14 @@ integration: setup
 e2e: setup
 	$(RUN) pytest tests/e2e
 
+SEED ?= 1
+ORDERS ?= 10000
+reliability: setup ## fuzzing, seeded faulted runs, then a load run of ORDERS orders (SEED=1 ORDERS=10000)
+	STOREWIRE_RELIABILITY=full STOREWIRE_RELIABILITY_SEED=$(SEED) $(RUN) pytest tests/reliability -q
+	@mkdir -p .storewire
+	$(RUN) python -m storewire_local.reliability --seed $(SEED) --orders $(ORDERS) --senders 16 \
+		--out .storewire/reliability-$(SEED)-$(ORDERS).json
+
 bench: setup ## benchmarks with budgets (ratios, requests and cost per order); writes bench/results.json
 	$(RUN) python -m bench
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -114,3 +115,112 @@ def test_tables_are_no_longer_deep_copied_per_transaction() -> None:
     sentinel = object.__new__(Table)
     assert ddb_models.copy.deepcopy(sentinel) is sentinel
     assert ddb_models.copy.deepcopy([1, [2]]) == [1, [2]]
+
+
+def test_a_query_sees_its_partition_only_in_range_order_both_ways(table: Any) -> None:
+    for sk in ("c", "a", "b"):
+        table.put_item(TableName=TABLE, Item=_item("ledger", sk, 1))
+    table.put_item(TableName=TABLE, Item=_item("other", "a", 1))
+
+    def keys(forward: bool, **extra: Any) -> list[str]:
+        answer = table.query(
+            TableName=TABLE,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": "ledger"}, **extra.pop("values", {})},
+            ScanIndexForward=forward,
+            **extra,
+        )
+        return [item["sk"]["S"] for item in answer["Items"]]
+
+    assert keys(True) == ["a", "b", "c"]
+    assert keys(False) == ["c", "b", "a"]
+    assert keys(True, Limit=2) == ["a", "b"]
+    empty = table.query(
+        TableName=TABLE,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": "nobody"}},
+    )
+    assert empty["Items"] == []
+    assert empty["Count"] == 0
+
+
+def test_a_query_pages_through_a_partition(table: Any) -> None:
+    for n in range(25):
+        table.put_item(TableName=TABLE, Item=_item("ledger", f"{n:03d}", n))
+    seen: list[str] = []
+    start: dict[str, Any] | None = None
+    while True:
+        extra = {"ExclusiveStartKey": start} if start else {}
+        page = table.query(
+            TableName=TABLE,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :z)",
+            ExpressionAttributeValues={":pk": {"S": "ledger"}, ":z": {"S": "0"}},
+            Limit=10,
+            **extra,
+        )
+        seen += [item["sk"]["S"] for item in page["Items"]]
+        start = page.get("LastEvaluatedKey")
+        if not start:
+            break
+    assert seen == [f"{n:03d}" for n in range(25)]
+
+
+def test_sqs_attributes_and_retention_answer_as_before(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    moto_patches.apply()
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        url = sqs.create_queue(QueueName="q", Attributes={"MessageRetentionPeriod": "60"})[
+            "QueueUrl"
+        ]
+        for n in range(5):
+            sqs.send_message(QueueUrl=url, MessageBody=str(n))
+        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        assert sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"] == {
+            "ApproximateNumberOfMessages": "5",
+            "ApproximateNumberOfMessagesNotVisible": "0",
+        }
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=2, VisibilityTimeout=30)
+        assert len(got["Messages"]) == 2
+        assert sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"] == {
+            "ApproximateNumberOfMessages": "3",
+            "ApproximateNumberOfMessagesNotVisible": "2",
+        }
+        with pytest.raises(ClientError):
+            sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["NoSuchAttribute"])
+
+
+def test_messages_past_their_retention_are_not_received() -> None:
+    import moto.sqs.models as sqs_models
+
+    moto_patches.apply()
+
+    class Queue:
+        message_retention_period = 60
+
+    class Message:
+        def __init__(self, age: float) -> None:
+            self.sent_timestamp = int((time.time() - age) * 1000)
+
+    class Backend:
+        def get_queue(self, _name: str) -> Queue:
+            return Queue()
+
+    check = sqs_models.SQSBackend.is_message_valid_based_on_retention_period
+    assert check(Backend(), "q", Message(age=10))
+    assert not check(Backend(), "q", Message(age=61))
+
+
+def test_put_still_refuses_an_empty_set_outside_the_keys(table: Any) -> None:
+    with pytest.raises(ClientError) as caught:
+        table.put_item(
+            TableName=TABLE, Item={"pk": {"S": "p"}, "sk": {"S": "s"}, "tags": {"SS": []}}
+        )
+    assert "may not be empty" in caught.value.response["Error"]["Message"]
+    table.put_item(TableName=TABLE, Item={"pk": {"S": "p"}, "sk": {"S": "s"}, "n": {"N": "1"}})
+    assert "Item" in table.get_item(TableName=TABLE, Key=_key("p", "s"))

@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Any
 
 from .cfn import ACCOUNT_ID, REGION, TemplateError
+from .chaos import Chaos
 from .http_api import HttpApiServer, routes_for
 from .moto_server import MotoServer, RequestInfo
 from .resources import ResourceCreator
@@ -114,6 +115,7 @@ class Emulator:
         self.functions: dict[str, FunctionSpec] = {}
         self.runners: dict[str, FunctionRunner] = {}
         self.pollers: list[SqsPoller] = []
+        self.chaos = Chaos()
         self.schedules: list[ScheduleSource] = []
         self.resources: dict[str, str] = {}
         self.started_seconds: float | None = None
@@ -288,7 +290,9 @@ class Emulator:
                     )
                     if enabled:
                         self.pollers.append(
-                            SqsPoller(source, sqs, self.invoke, self._activity, self._track)
+                            SqsPoller(
+                                source, sqs, self.invoke, self._activity, self._track, self.chaos
+                            )
                         )
                 elif event.type in ("Schedule", "ScheduleV2"):
                     state = str(props.get("State", "ENABLED")).upper()
@@ -454,6 +458,7 @@ class Emulator:
                     self.state_dir / "logs",
                     max_workers=max_workers,
                     echo=self._echo,
+                    chaos=self.chaos,
                 )
             return self.runners[function_logical_id]
 

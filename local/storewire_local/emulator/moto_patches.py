@@ -12,6 +12,15 @@ traffic or with the data held, none of them part of the behaviour we emulate:
   parsed expressions are immutable, so they are cached.
 - Every request lists moto's package directory to resolve its backend. The listing cannot
   change while the process runs, so it is cached.
+- A ``Query`` on a table's own key sorts every item of the table and keeps those of the
+  partition: O(table) per query, and the stock table grows by a few items per order. We hand
+  moto's query the partition's items only (it sorts them by range key itself).
+- SQS ``ReceiveMessage`` checks each message's retention by recomputing every attribute of
+  the queue (three of which count its messages), and ``GetQueueAttributes`` recomputes them
+  all twice per requested name: quadratic in the queue's depth, which a burst of orders
+  makes deep. Retention now reads the one attribute; attributes are computed once per call.
+- ``PutItem`` validation rebuilds the table's list of key names once per attribute of the
+  item; it is built once per request.
 
 ``apply()`` is idempotent and called when the emulator's moto server starts. It changes no
 answer, so code sharing the process (tests using ``mock_aws``) sees the same behaviour.
@@ -36,6 +45,9 @@ def apply() -> None:
         _cache_jsonpath_parser()
         _cache_backend_listing()
         _item_level_transaction_rollback()
+        _partition_scoped_query()
+        _linear_sqs_attributes()
+        _key_names_once_per_put()
         _applied = True
 
 
@@ -122,3 +134,78 @@ def _item_level_transaction_rollback() -> None:
             raise
 
     backend_type.transact_write_items = transact_write_items  # type: ignore[method-assign]
+
+
+def _partition_scoped_query() -> None:
+    from moto.dynamodb.models.table import Table
+
+    original = Table.query
+
+    def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+        index_name = args[6] if len(args) > 6 else kwargs.get("index_name")
+        if index_name or hash_key is None:
+            return original(self, hash_key, *args, **kwargs)
+        partition = self.items.get(hash_key)  # .get: the items map is a defaultdict
+        if partition is None:
+            items = []
+        elif self.has_range_key:
+            items = list(partition.values())
+        else:
+            items = [partition]
+        self.all_items = lambda: items  # the instance attribute shadows the method once
+        try:
+            return original(self, hash_key, *args, **kwargs)
+        finally:
+            del self.all_items
+
+    Table.query = query  # type: ignore[method-assign]
+
+
+def _linear_sqs_attributes() -> None:
+    import time
+
+    from moto.sqs.models import SQSBackend
+
+    original_attributes = SQSBackend.get_queue_attributes
+    original_retention = SQSBackend.is_message_valid_based_on_retention_period
+
+    def get_queue_attributes(self: Any, queue_name: str, attribute_names: list[str]) -> Any:
+        if "All" in attribute_names:
+            return original_attributes(self, queue_name, attribute_names)
+        everything = original_attributes(self, queue_name, ["All"])
+        if any(name not in everything for name in attribute_names):
+            return original_attributes(self, queue_name, attribute_names)  # moto's own errors
+        return {n: everything[n] for n in attribute_names if everything.get(n) is not None}
+
+    def is_message_valid_based_on_retention_period(
+        self: Any, queue_name: str, message: Any
+    ) -> bool:
+        retention = getattr(self.get_queue(queue_name), "message_retention_period", None)
+        if retention is None:
+            return bool(original_retention(self, queue_name, message))
+        return int(retention) + message.sent_timestamp / 1000 > time.time()
+
+    SQSBackend.get_queue_attributes = get_queue_attributes  # type: ignore[method-assign]
+    SQSBackend.is_message_valid_based_on_retention_period = (  # type: ignore[method-assign]
+        is_message_valid_based_on_retention_period
+    )
+
+
+class _KeylessTable:
+    """Truthy, with no key names: every attribute handed to moto's check gets checked."""
+
+    attribute_keys: tuple[str, ...] = ()
+
+
+def _key_names_once_per_put() -> None:
+    import moto.dynamodb.responses as responses
+
+    original = responses.validate_put_has_empty_attrs
+    keyless = _KeylessTable()
+
+    def validate_put_has_empty_attrs(field_updates: dict[str, Any], table: Any) -> None:
+        if table:
+            keys = set(table.attribute_keys)
+            original({k: v for k, v in field_updates.items() if k not in keys}, keyless)
+
+    responses.validate_put_has_empty_attrs = validate_put_has_empty_attrs

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .cfn import REGION
+from .chaos import Chaos
 from .stack import FunctionSpec
 
 log = logging.getLogger("storewire.emulator")
@@ -162,8 +163,10 @@ class FunctionRunner:
         log_dir: Path,
         max_workers: int = 1,
         echo: Callable[[str, str], None] | None = None,
+        chaos: Chaos | None = None,
     ) -> None:
         self.spec = spec
+        self.chaos = chaos
         self.env = env
         self.max_workers = max(1, max_workers)
         self._idle: list[Worker] = []
@@ -172,6 +175,7 @@ class FunctionRunner:
         self._closed = False
         self.in_flight = 0
         self.invocations = 0
+        self.failures = 0
         self.restarts = 0
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = log_dir / f"{spec.logical_id}.log"
@@ -247,9 +251,17 @@ class FunctionRunner:
             self.in_flight += 1
         try:
             worker = self._acquire()
+            kill_after = self.chaos.kill_after() if self.chaos is not None else None
+            killer = None
+            if kill_after is not None:
+                killer = threading.Timer(kill_after, worker.kill)
+                killer.daemon = True
+                killer.start()
             try:
                 answer = worker.invoke(event, request_id)
             finally:
+                if killer is not None:
+                    killer.cancel()
                 self._release(worker)
             self.invocations += 1
             if answer.get("died") or not worker.alive:
@@ -257,6 +269,7 @@ class FunctionRunner:
                 self._sink(f"[emulator] worker for {self.spec.logical_id} died; restarting")
                 threading.Thread(target=self._respawn_quietly, daemon=True).start()
             if not answer.get("ok"):
+                self.failures += 1
                 raise InvocationError(self.spec.logical_id, answer.get("error") or {})
             return answer.get("result")
         finally:

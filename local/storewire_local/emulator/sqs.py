@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .cfn import REGION
+from .chaos import Chaos
 from .runner import InvocationError
 
 log = logging.getLogger("storewire.emulator")
@@ -84,8 +85,10 @@ class SqsPoller:
         invoke: Callable[[str, Any], Any],
         activity: threading.Condition,
         busy: Callable[[int], None],
+        chaos: Chaos | None = None,
     ) -> None:
         self.source = source
+        self.chaos = chaos
         self.sqs = sqs
         self._invoke = invoke
         self._activity = activity
@@ -182,6 +185,9 @@ class SqsPoller:
                         failed = set(by_id)
                         break
                     failed.add(identifier)
+        if self.chaos is not None:
+            # a lost DeleteMessage: the message comes back after its visibility timeout
+            failed |= {mid for mid in by_id if mid not in failed and self.chaos.redeliver()}
         succeeded = [m for mid, m in by_id.items() if mid not in failed]
         for start in range(0, len(succeeded), 10):
             chunk = succeeded[start : start + 10]

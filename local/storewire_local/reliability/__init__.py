@@ -1,0 +1,1 @@
+"""The reliability suite (issue #6): traffic, oracle and runner."""

@@ -1,0 +1,541 @@
+"""Drive a seeded history through the emulator with faults, then let the oracle judge it.
+
+`run(RunConfig(...))` starts the emulator on the real template.yaml with its fakes, prepares
+the history (stock, listings, the fakes' orders and payment intents), then sends every
+delivery the way the storefront and the gateways would, from a pool of sender threads, with
+the faults of the `FaultPlan` applied:
+
+- duplicates: a share of deliveries is sent twice with the same delivery id, the copy either
+  at once (concurrently) or a little later;
+- reordering: deliveries are shuffled within a sliding window, so a payment or a cancellation
+  may arrive before its order;
+- late deliveries: a share is held back to the end of its phase;
+- SQS redeliveries and killed workers (the emulator's `Chaos`);
+- third-party faults: 5xx, 429 with Retry-After, slow answers past the client's timeout and
+  dropped connections after the effect, through the fakes' fault controls;
+- bus publish failures: PutEvents refused long enough that ingestion answers 503.
+
+A delivery that is not acknowledged (5xx, 409 in flight) is sent again later, as Shopify,
+Stripe and EasyPost do. Phases follow the history (checkout, then what follows fulfilment,
+then tracking); each phase drains before the next. Every few seconds a snapshot checks that
+no stock row is oversold. When the last phase has drained the faults are cleared and the
+dead-letter queues are read (each message's reason is kept) and redriven, as an operator
+would, until they stay empty. Then the oracle compares the end state with the history.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from . import oracle
+from .traffic import Delivery, History, Secrets, generate
+
+ROOT = Path(__file__).resolve().parents[3]
+TEMPLATE = ROOT / "template.yaml"
+# A delivery the sender could not get acknowledged after this long is a failed run.
+DELIVERY_DEADLINE_SECONDS = 240.0
+
+
+@dataclass(frozen=True)
+class FaultPlan:
+    duplicate_rate: float = 0.30
+    reorder_window: int = 8
+    late_rate: float = 0.03
+    redeliver_rate: float = 0.03
+    kill_rate: float = 0.004
+    # one third-party fault per this many deliveries sent (0: none)
+    third_party_every: int = 25
+    # one bus outage at ingestion per this many deliveries sent (0: none)
+    bus_failure_every: int = 150
+    # boto retries a 500 four times: the outage must outlast them to reach the handler
+    bus_failure_length: int = 6
+
+    @classmethod
+    def none(cls) -> FaultPlan:
+        return cls(0.0, 1, 0.0, 0.0, 0.0, 0, 0)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    seed: int = 1
+    orders: int = 200
+    senders: int = 16
+    faults: FaultPlan = field(default_factory=FaultPlan)
+    snapshot_seconds: float = 2.0
+    drain_timeout: float = 900.0
+    max_workers: int = 2
+
+
+@dataclass
+class Send:
+    delivery: Delivery
+    copy: int  # 0 the original, 1 a duplicate
+
+
+@dataclass
+class RunReport:
+    config: RunConfig
+    orders: int = 0
+    deliveries_planned: int = 0
+    webhooks_sent: int = 0
+    duplicates_sent: int = 0
+    answers: Counter[str] = field(default_factory=Counter)
+    sender_retries: int = 0
+    refused: list[str] = field(default_factory=list)
+    faults: Counter[str] = field(default_factory=Counter)
+    consumer_retries: int = 0
+    dead_lettered: list[dict[str, Any]] = field(default_factory=list)
+    redrive_rounds: int = 0
+    oversell: list[str] = field(default_factory=list)
+    snapshots: int = 0
+    mismatches: list[str] = field(default_factory=list)
+    summary: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    phase_seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def lost(self) -> int:
+        """Accepted deliveries whose effects are missing, and deliveries never accepted."""
+        return len(self.refused) + sum(1 for m in self.mismatches if _is_loss(m))
+
+    @property
+    def double_effects(self) -> int:
+        return int(self.summary.get("double_effects", 0))
+
+    @property
+    def unexplained_dead_letters(self) -> list[dict[str, Any]]:
+        return [m for m in self.dead_lettered if not m.get("explained")]
+
+    @property
+    def passed(self) -> bool:
+        return (
+            not self.refused
+            and not self.mismatches
+            and not self.oversell
+            and self.double_effects == 0
+            and not self.unexplained_dead_letters
+        )
+
+    def rows(self) -> list[tuple[str, str]]:
+        faults = ", ".join(f"{k} {v}" for k, v in sorted(self.faults.items())) or "none"
+        return [
+            ("seed", str(self.config.seed)),
+            ("orders", str(self.orders)),
+            ("webhooks delivered", str(self.webhooks_sent)),
+            ("duplicates", str(self.duplicates_sent)),
+            ("faults injected", faults),
+            ("retries (senders / consumers)", f"{self.sender_retries} / {self.consumer_retries}"),
+            ("dead-lettered (then redriven)", str(len(self.dead_lettered))),
+            ("lost", str(self.lost)),
+            ("double effects", str(self.double_effects)),
+            ("oversell", f"{len(self.oversell)} ({self.snapshots} snapshots)"),
+            ("oracle mismatches", str(len(self.mismatches))),
+            ("wall time", f"{self.seconds:.0f} s"),
+            ("orders/s", f"{self.orders / self.seconds:.2f}" if self.seconds else "-"),
+        ]
+
+    def table(self) -> str:
+        rows = self.rows()
+        width = max(len(k) for k, _ in rows)
+        lines = [f"| {'':{width}} | value |", f"|{'-' * (width + 2)}|-------|"]
+        lines += [f"| {k:{width}} | {v} |" for k, v in rows]
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "seed": self.config.seed,
+            "orders": self.orders,
+            "webhooks_delivered": self.webhooks_sent,
+            "duplicates": self.duplicates_sent,
+            "answers": dict(self.answers),
+            "faults": dict(self.faults),
+            "sender_retries": self.sender_retries,
+            "consumer_retries": self.consumer_retries,
+            "dead_lettered": self.dead_lettered,
+            "redrive_rounds": self.redrive_rounds,
+            "lost": self.lost,
+            "double_effects": self.double_effects,
+            "oversell": self.oversell,
+            "snapshots": self.snapshots,
+            "mismatches": self.mismatches[:200],
+            "summary": self.summary,
+            "seconds": self.seconds,
+            "phase_seconds": self.phase_seconds,
+            "orders_per_second": self.orders / self.seconds if self.seconds else 0.0,
+            "passed": self.passed,
+        }
+
+
+def _is_loss(mismatch: str) -> bool:
+    text = mismatch.lower()
+    return any(word in text for word in ("missing", "no ", "lost", "never"))
+
+
+def schedule(deliveries: list[Delivery], faults: FaultPlan, rng: random.Random) -> list[Send]:
+    """The order the senders take deliveries in: duplicated, reordered, some held back."""
+    on_time: list[Send] = []
+    late: list[Send] = []
+    for delivery in deliveries:
+        (late if rng.random() < faults.late_rate else on_time).append(Send(delivery, 0))
+    window = max(1, faults.reorder_window)
+    reordered: list[Send] = []
+    for start in range(0, len(on_time), window):
+        chunk = on_time[start : start + window]
+        rng.shuffle(chunk)
+        reordered.extend(chunk)
+    sends = reordered + late
+    out: list[Send] = []
+    pending: list[tuple[int, Send]] = []  # (due index, copy)
+    for send in sends:
+        out.append(send)
+        if rng.random() < faults.duplicate_rate:
+            pending.append((len(out) + rng.randint(0, 40), Send(send.delivery, 1)))
+        due = [p for p in pending if p[0] <= len(out)]
+        pending = [p for p in pending if p[0] > len(out)]
+        out.extend(copy for _, copy in due)
+    out.extend(copy for _, copy in pending)
+    return out
+
+
+class _Sender:
+    """Posts deliveries until each is acknowledged, as the vendors' retrying senders do."""
+
+    def __init__(self, api_url: str, secrets: Secrets, report: RunReport, threads: int) -> None:
+        self.api_url = api_url
+        self.secrets = secrets
+        self.report = report
+        self.threads = threads
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self.sent = 0
+        self.on_sent: list[Any] = []
+
+    def _client(self) -> httpx.Client:
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = httpx.Client(base_url=self.api_url, timeout=60.0)
+            self._local.client = client
+        return client
+
+    def send_all(self, sends: list[Send]) -> None:
+        with ThreadPoolExecutor(self.threads, thread_name_prefix="sender") as pool:
+            list(pool.map(self._send, sends))
+
+    def _send(self, send: Send) -> None:
+        delivery = send.delivery
+        deadline = time.monotonic() + DELIVERY_DEADLINE_SECONDS
+        backoff = 0.2
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                answer = self._client().post(
+                    delivery.path,
+                    content=delivery.body,
+                    headers=delivery.headers(self.secrets, time.time()),
+                )
+                status = str(answer.status_code)
+            except httpx.HTTPError as exc:
+                status = type(exc).__name__
+                answer = None
+            with self._lock:
+                self.report.answers[status] += 1
+                self.report.webhooks_sent += 1
+                if attempt > 1:
+                    self.report.sender_retries += 1
+                elif send.copy:
+                    self.report.duplicates_sent += 1
+                self.sent += 1
+                hooks = list(self.on_sent)
+            for hook in hooks:
+                hook()
+            if answer is not None and answer.status_code == 200:
+                return
+            if answer is not None and 400 <= answer.status_code < 500 and answer.status_code != 409:
+                with self._lock:
+                    self.report.refused.append(
+                        f"{delivery.source} {delivery.topic} {delivery.delivery_id}: "
+                        f"{answer.status_code} {answer.text[:200]}"
+                    )
+                return
+            if time.monotonic() > deadline:
+                with self._lock:
+                    self.report.refused.append(
+                        f"{delivery.source} {delivery.topic} {delivery.delivery_id}: "
+                        f"never acknowledged (last {status})"
+                    )
+                return
+            time.sleep(backoff * (0.5 + random.random()))
+            backoff = min(backoff * 2, 5.0)
+
+
+class _ThirdPartyFaults:
+    """Injects one vendor fault every `every` deliveries: kinds in turn, fakes at random."""
+
+    KINDS: tuple[tuple[str, dict[str, Any]], ...] = (
+        ("third_party_5xx", {"mode": "status", "status": 503, "count": 2}),
+        ("third_party_429", {"mode": "429", "retry_after": 1, "count": 1}),
+        ("third_party_dropped", {"mode": "drop", "count": 1}),
+        ("third_party_timeout", {"mode": "slow", "seconds": 11.0, "count": 1}),
+        ("third_party_5xx", {"mode": "status", "status": 500, "count": 1}),
+    )
+
+    def __init__(self, fakes: dict[str, str], report: RunReport, seed: int, every: int) -> None:
+        self.fakes = sorted(fakes.items())
+        self.report = report
+        self.every = every
+        self.rng = random.Random(seed * 7919 + 1)
+        self._count = 0
+        self._lock = threading.Lock()
+        self.http = httpx.Client(timeout=10.0)
+
+    def tick(self) -> None:
+        if not self.every or not self.fakes:
+            return
+        with self._lock:
+            self._count += 1
+            if self._count % self.every:
+                return
+            _name, url = self.rng.choice(self.fakes)
+            kind, spec = self.KINDS[(self._count // self.every - 1) % len(self.KINDS)]
+        self.http.post(f"{url}/_fake/faults", json=spec).raise_for_status()
+        with self._lock:
+            self.report.faults[kind] += 1
+
+    def clear(self) -> None:
+        for _, url in self.fakes:
+            self.http.delete(f"{url}/_fake/faults")
+
+
+class _BusOutages:
+    def __init__(self, handle: Any, report: RunReport, every: int, length: int) -> None:
+        self.handle = handle
+        self.report = report
+        self.every = every
+        self.length = length
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def tick(self) -> None:
+        if not self.every:
+            return
+        with self._lock:
+            self._count += 1
+            if self._count % self.every:
+                return
+            self.report.faults["bus_publish_failure"] += 1
+        self.handle.fault("events", "PutEvents", status=500, count=self.length)
+
+
+@contextmanager
+def _snapshots(handle: Any, report: RunReport, every: float, skus: list[str]) -> Iterator[None]:
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(every):
+            try:
+                found = oracle.oversold(handle, skus)
+            except Exception as exc:
+                found = [f"snapshot failed: {exc!r}"]
+            report.snapshots += 1
+            report.oversell.extend(found)
+
+    thread = threading.Thread(target=loop, name="oversell-snapshots", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+
+
+def _drain(handle: Any, timeout: float) -> None:
+    # Retried messages come back after their visibility timeout; idle twice, a second apart.
+    deadline = time.monotonic() + timeout
+    quiet = 0
+    while quiet < 2:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(f"the graph did not drain within {timeout:.0f} s")
+        handle.wait_idle(timeout=remaining)
+        if _queues_empty(handle):
+            quiet += 1
+            time.sleep(1.0)
+        else:
+            quiet = 0
+            time.sleep(0.5)
+
+
+def _stack_queues(handle: Any) -> Any:
+    from storewire_local import ops
+
+    return ops.load_queues(handle.client("sqs"), dict(handle.emu.physical_resources()))
+
+
+def _queues_empty(handle: Any) -> bool:
+    from storewire_local import ops
+
+    sqs = handle.client("sqs")
+    queues = _stack_queues(handle)
+    dlqs = set(queues.dlqs())
+    for logical_id, url in queues.urls.items():
+        if logical_id in dlqs:
+            continue
+        depth = ops.queue_depth(sqs, url)
+        if depth["visible"] or depth["in_flight"]:
+            return False
+    return True
+
+
+# Words in a consumer's dead-letter reason that name a vendor fault we inject.
+VENDOR_FAULT_WORDS = ("timeout", "timed out", "429", "500", "503", "5xx", "connect", "disconnect")
+
+
+def explain(letter: dict[str, Any], faults: Counter[str]) -> bool:
+    """Is this dead letter (ops.describe_message) explained by a fault we injected?
+
+    A consumer's permanent failure must name a vendor fault we injected; a message the redrive
+    policy moved (it carries no reason) must have exhausted its receives while we were killing
+    workers, forcing redeliveries or refusing PutEvents.
+    """
+    error = str(letter.get("error") or "").lower()
+    if letter.get("origin") == "consumer":
+        vendor = any(kind.startswith("third_party") for kind in faults)
+        return vendor and any(word in error for word in VENDOR_FAULT_WORDS)
+    if letter.get("origin") == "redrive":
+        return bool(
+            faults.get("worker_killed")
+            or faults.get("sqs_redelivery")
+            or faults.get("bus_publish_failure")
+        )
+    return False
+
+
+def _redrive_dead_letters(handle: Any, report: RunReport, rounds: int = 3) -> None:
+    from storewire_local import ops
+
+    sqs = handle.client("sqs")
+    queues = _stack_queues(handle)
+    for _ in range(rounds):
+        listing = [q for q in ops.list_dlqs(sqs, queues) if q["messages"]]
+        if not listing:
+            return
+        report.redrive_rounds += 1
+        for queue in listing:
+            for letter in queue["messages"]:
+                letter = {**letter, "queue": queue["queue"]}
+                letter["explained"] = explain(letter, report.faults)
+                report.dead_lettered.append(letter)
+            ops.redrive(sqs, queues.urls[queue["queue"]], queues.urls[queue["source"]])
+        _drain(handle, report.config.drain_timeout)
+
+
+def run(config: RunConfig, out: Path | None = None, log: Any = print) -> RunReport:
+    from storewire_local.emulator import Emulator
+    from storewire_local.testing import EmulatorHandle
+
+    report = RunReport(config=config, orders=config.orders)
+    secrets = Secrets()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env["SHOPIFY_WEBHOOK_SECRET"] = secrets.shopify
+    started = time.monotonic()
+    history: History = generate(config.seed, config.orders)
+    log(f"history: {config.orders} orders, seed {config.seed}")
+    with tempfile.TemporaryDirectory(prefix="storewire-reliability-") as state:
+        emu = Emulator(
+            TEMPLATE,
+            port=0,
+            state_dir=Path(state),
+            env=env,
+            fire_schedules=False,
+            max_workers=config.max_workers,
+        )
+        emu.start()
+        handle = EmulatorHandle(emu)
+        try:
+            _run_graph(config, report, history, handle, secrets, log)
+        finally:
+            handle.http.close()
+            emu.stop()
+    report.seconds = time.monotonic() - started
+    if out is not None:
+        out.write_text(json.dumps(report.as_dict(), indent=2, default=str))
+    return report
+
+
+def _run_graph(
+    config: RunConfig,
+    report: RunReport,
+    history: History,
+    handle: Any,
+    secrets: Secrets,
+    log: Any,
+) -> None:
+    emu = handle.emu
+    faults = config.faults
+    rng = random.Random(config.seed)
+    with httpx.Client(timeout=60.0) as http:
+        emu.warm()
+        history.prepare(http, handle)
+        deliveries = history.deliveries
+        report.deliveries_planned = len(deliveries)
+        fakes: dict[str, str] = emu.info()["fakes"]
+        sender = _Sender(emu.api_url, secrets, report, config.senders)
+        vendors = _ThirdPartyFaults(fakes, report, config.seed, faults.third_party_every)
+        outages = _BusOutages(handle, report, faults.bus_failure_every, faults.bus_failure_length)
+        sender.on_sent = [vendors.tick, outages.tick]
+        emu.chaos.configure(
+            redeliver_rate=faults.redeliver_rate, kill_rate=faults.kill_rate, seed=config.seed
+        )
+        phases = sorted({d.phase for d in deliveries})
+        skus = sorted({sku for sku, _location in history.stock})
+        with _snapshots(handle, report, config.snapshot_seconds, skus):
+            for phase in phases:
+                began = time.monotonic()
+                batch = [d for d in deliveries if d.phase == phase]
+                sender.send_all(schedule(batch, faults, rng))
+                _drain(handle, config.drain_timeout)
+                report.phase_seconds[f"phase {phase}"] = time.monotonic() - began
+                log(f"phase {phase}: {len(batch)} deliveries in {time.monotonic() - began:.0f} s")
+            began = time.monotonic()
+            tracking = history.tracking_deliveries(http, fakes["easypost"])
+            sender.send_all(schedule(tracking, faults, rng))
+            _drain(handle, config.drain_timeout)
+            report.phase_seconds["tracking"] = time.monotonic() - began
+            log(f"tracking: {len(tracking)} deliveries in {time.monotonic() - began:.0f} s")
+            # the faults stop; what outlasted the retries is in the DLQs, with its reason
+            emu.chaos.off()
+            vendors.clear()
+            handle.clear_faults()
+            _drain(handle, config.drain_timeout)
+            report.faults.update(emu.chaos.counts)
+            _redrive_dead_letters(handle, report)
+        report.consumer_retries = sum(
+            int(m.get("failed", 0)) for m in _invocation_failures(handle).values()
+        )
+        observed = oracle.observe(handle, http)
+        report.mismatches = oracle.compare(history, observed)
+        report.summary = oracle.summary(observed)
+        report.oversell.extend(oracle.oversold(handle))
+
+
+def _invocation_failures(handle: Any) -> dict[str, dict[str, int]]:
+    """Per function, how many invocations failed (and were retried by SQS or the sender)."""
+    out: dict[str, dict[str, int]] = {}
+    for logical_id, runner in handle.emu.runners.items():
+        out[logical_id] = {"invocations": runner.invocations, "failed": runner.failures}
+    return out

@@ -1,0 +1,131 @@
+"""The reliability runner's pure parts: the send schedule, dead-letter explanations, chaos."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+import pytest
+from storewire_local.emulator.chaos import Chaos
+from storewire_local.reliability.runner import FaultPlan, RunConfig, RunReport, explain, schedule
+from storewire_local.reliability.traffic import Delivery
+
+
+def _deliveries(n: int) -> list[Delivery]:
+    return [Delivery("shopify", "orders/create", f"d{i}", b"{}", i) for i in range(n)]
+
+
+def test_every_delivery_is_sent_and_a_share_twice() -> None:
+    deliveries = _deliveries(2000)
+    sends = schedule(deliveries, FaultPlan(duplicate_rate=0.3), random.Random(1))
+    copies = Counter(s.delivery.delivery_id for s in sends)
+    assert set(copies) == {d.delivery_id for d in deliveries}
+    assert max(copies.values()) == 2
+    duplicated = sum(1 for n in copies.values() if n == 2)
+    assert 0.25 * 2000 < duplicated < 0.35 * 2000
+    assert sum(1 for s in sends if s.copy) == duplicated
+    originals = [s for s in sends if not s.copy]
+    assert len(originals) == 2000
+
+
+def test_a_duplicate_never_goes_before_its_original() -> None:
+    sends = schedule(_deliveries(500), FaultPlan(duplicate_rate=0.5), random.Random(3))
+    seen: set[str] = set()
+    for send in sends:
+        if send.copy:
+            assert send.delivery.delivery_id in seen
+        else:
+            seen.add(send.delivery.delivery_id)
+
+
+def test_reordering_stays_within_its_window_and_late_deliveries_go_last() -> None:
+    plan = FaultPlan(duplicate_rate=0.0, reorder_window=8, late_rate=0.05)
+    sends = schedule(_deliveries(1000), plan, random.Random(5))
+    positions = [int(s.delivery.delivery_id[1:]) for s in sends]
+    assert positions != sorted(positions), "nothing was reordered"
+    tail = 1  # the late block: the longest ascending suffix
+    while positions[-tail - 1] < positions[-tail]:
+        tail += 1
+    on_time, late = positions[:-tail], positions[-tail:]
+    assert 0.02 * 1000 < len(late) < 0.1 * 1000
+    rank = {p: i for i, p in enumerate(sorted(on_time))}
+    assert all(abs(rank[p] - i) < 8 for i, p in enumerate(on_time))
+
+
+def test_no_faults_means_the_storefront_order_exactly() -> None:
+    deliveries = _deliveries(300)
+    sends = schedule(deliveries, FaultPlan.none(), random.Random(9))
+    assert [s.delivery for s in sends] == deliveries
+
+
+def test_the_schedule_depends_only_on_the_seed() -> None:
+    deliveries = _deliveries(400)
+    first = schedule(deliveries, FaultPlan(), random.Random(11))
+    again = schedule(deliveries, FaultPlan(), random.Random(11))
+    other = schedule(deliveries, FaultPlan(), random.Random(12))
+    assert [(s.delivery.delivery_id, s.copy) for s in first] == [
+        (s.delivery.delivery_id, s.copy) for s in again
+    ]
+    assert [s.delivery.delivery_id for s in first] != [s.delivery.delivery_id for s in other]
+
+
+def test_a_consumer_dead_letter_is_explained_only_by_a_vendor_fault_we_injected() -> None:
+    letter = {"origin": "consumer", "error": "VendorUnavailable: HTTP 503 from EasyPost"}
+    assert explain(letter, Counter({"third_party_5xx": 2}))
+    assert not explain(letter, Counter({"worker_killed": 2}))
+    assert not explain(
+        {"origin": "consumer", "error": "ValidationError: bad sku"}, Counter({"third_party_5xx": 2})
+    )
+
+
+def test_a_redrive_policy_dead_letter_needs_an_injected_crash_or_outage() -> None:
+    letter = {"origin": "redrive", "error": "retries exhausted"}
+    assert explain(letter, Counter({"worker_killed": 1}))
+    assert explain(letter, Counter({"bus_publish_failure": 1}))
+    assert not explain(letter, Counter())
+
+
+def test_the_report_fails_on_any_loss_double_effect_oversell_or_unexplained_letter() -> None:
+    clean = RunReport(config=RunConfig(), orders=1)
+    assert clean.passed
+    for spoil in (
+        lambda r: r.refused.append("shopify orders/create d1: 400"),
+        lambda r: r.mismatches.append("order o1: missing label"),
+        lambda r: r.oversell.append("SKU A at east: available -1"),
+        lambda r: r.summary.update(double_effects=1),
+        lambda r: r.dead_lettered.append({"explained": False}),
+    ):
+        report = RunReport(config=RunConfig(), orders=1)
+        spoil(report)
+        assert not report.passed
+    report = RunReport(config=RunConfig(), orders=1)
+    report.mismatches.append("order o1: missing label")
+    assert report.lost == 1
+
+
+def test_chaos_is_off_until_configured_and_counts_what_it_does() -> None:
+    chaos = Chaos()
+    assert not any(chaos.redeliver() for _ in range(100))
+    assert all(chaos.kill_after() is None for _ in range(100))
+    chaos.configure(redeliver_rate=0.5, kill_rate=1.0, seed=4)
+    draws = [chaos.redeliver() for _ in range(1000)]
+    assert 400 < sum(draws) < 600
+    assert chaos.counts["sqs_redelivery"] == sum(draws)
+    delay = chaos.kill_after()
+    assert delay is not None
+    assert 0.0 <= delay <= chaos.kill_within_seconds
+    chaos.off()
+    assert not chaos.redeliver()
+
+
+def test_chaos_is_deterministic_for_a_seed() -> None:
+    one, two = Chaos(), Chaos()
+    one.configure(redeliver_rate=0.3, seed=8)
+    two.configure(redeliver_rate=0.3, seed=8)
+    assert [one.redeliver() for _ in range(200)] == [two.redeliver() for _ in range(200)]
+
+
+@pytest.mark.parametrize("rate", [-0.1, 1.5])
+def test_chaos_refuses_rates_outside_zero_to_one(rate: float) -> None:
+    with pytest.raises(ValueError, match="within"):
+        Chaos().configure(redeliver_rate=rate)
