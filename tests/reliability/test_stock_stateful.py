@@ -139,6 +139,8 @@ class Model:
         order = self.orders[name]
         if not order.placed and not order.tombstone:
             return False
+        if "L1" in order.reserved and not ({"L1"} & (order.committed | order.released)):
+            return False  # reserved, not yet committed or released: wait for the commit
         if refund_id in order.refunds or "L1" not in order.committed:
             return True
         order.refunds.add(refund_id)

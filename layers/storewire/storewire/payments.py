@@ -20,7 +20,11 @@ function runs on Lambda and in unit tests with fakes. Per event on the queue:
   ==========  ==========================================  ===============================
 
 * `RefundIssued` -> a full refund moves payment to `refunded`; a partial one is a timeline
-  note.
+  note. A full refund of an order whose payment is still `pending` (or `failed`) overtook the
+  confirmation: it raises `PrerequisiteMissing` (retryable), SQS redelivers it after the
+  confirmation has been applied (and PaymentConfirmed published), and it then moves
+  `confirmed -> refunded`. If no confirmation ever comes (nothing reported, a failed payment
+  never retried), the refund dead-letters after MaxReceiveCount receives, for a person.
 
 **Exactly once.** The transition is the once-guard: the order store applies it at most once
 per (concern, event id) and only along the graph, so of all the reports for one order only
@@ -63,14 +67,20 @@ from storewire.domain.events import (
     event_id,
     to_bus_entry,
 )
-from storewire.domain.orders import OrderNotFound, OrderRecord, OrderStore, applied_key
+from storewire.domain.orders import (
+    OrderNotFound,
+    OrderRecord,
+    OrderStore,
+    PaymentStatus,
+    applied_key,
+)
 from storewire.domain.payments import (
     PaymentReport,
     PaymentVerification,
     Verdict,
     assess,
 )
-from storewire.errors import ConfigurationError, MalformedPayload
+from storewire.errors import ConfigurationError, MalformedPayload, PrerequisiteMissing
 from storewire.ports import ClaimCheckStore, EventPublisher, PaymentGateway
 
 logger = logging.getLogger(__name__)
@@ -83,6 +93,8 @@ OUTCOMES: dict[Verdict, tuple[str, type[CanonicalEvent]]] = {
     Verdict.MISMATCH: ("mismatch", PaymentMismatch),
     Verdict.FAILED: ("failed", PaymentFailed),
 }
+REFUND_WAITS_FOR = frozenset({PaymentStatus.PENDING, PaymentStatus.FAILED})
+"""Payment statuses a full refund waits on (retryable) until a confirmation moves them."""
 OUTCOME_TYPES: dict[str, type[CanonicalEvent]] = {
     model.model_fields["event_type"].default: model for _, model in OUTCOMES.values()
 }
@@ -301,6 +313,15 @@ def _refund(event: RefundIssued, deps: PaymentDeps) -> PaymentResult:
         raise MalformedPayload(f"RefundIssued {event.event_id} carries no refund data")
     total = order.totals.total
     full = data.amount.currency == total.currency and data.amount.amount >= total.amount
+    if full and order.payment.status in REFUND_WAITS_FOR:
+        # The money came in (it is going back), but the report that confirms it has not been
+        # applied yet: pending|failed -> refunded is not an edge, and a note would leave the
+        # later confirmation `confirmed`. Wait for it; the confirmation publishes
+        # PaymentConfirmed as usual (stock commits), then the redelivered refund applies.
+        raise PrerequisiteMissing(
+            f"full refund {event.event_id} of {order.order_id} before its payment is "
+            f"confirmed (payment is {order.payment.status}); retry after the confirmation"
+        )
     if full and deps.orders.transition(
         order.order_id,
         "payment",

@@ -29,7 +29,13 @@ Exactly once, in any order:
 * A reservation rejected because `available` moved under it (a concurrent order) is
   re-read and re-planned, a bounded number of times.
 * A payment confirmed before its reservation is complete raises `PrerequisiteMissing`
-  (retryable: SQS redelivers it; the DLQ keeps it if the order never comes).
+  (retryable: SQS redelivers it; the DLQ keeps it if the order never comes). So does a
+  refund with restock of a line that is reserved but not yet committed or released: it
+  waits for the commit instead of restocking nothing.
+* The order record's stock status only moves forward (the graph allows skipping states), so
+  a handler whose record update lands after a later move's (a commit between a
+  reservation's ledger write and its record update) cannot pull the record back; a release
+  never claims `released` for an order the ledger shows committed.
 * A cancel (or failed payment) first writes a tombstone on the order's ledger, then releases
   what is reserved. Reservations are conditioned on the tombstone not existing, so a cancel
   that overtakes its OrderPlaced makes the late reservation reserve nothing.
@@ -199,7 +205,8 @@ def reserve_order(event: CanonicalEvent, deps: StockDeps) -> StockResult:
         raise RetryableError(f"could not reserve {order_id} in {deps.attempts} attempts")
 
     if state.cancelled:
-        _stock_transition(deps, event, StockStatus.RELEASED, [], "cancelled before reserving")
+        if not _shipped(state):
+            _stock_transition(deps, event, StockStatus.RELEASED, [], "cancelled before reserving")
         return StockResult(outcome="cancelled", order_id=order_id)
 
     lines = reservation_lines(wanted, state)
@@ -307,9 +314,14 @@ def release_order(event: CanonicalEvent, deps: StockDeps) -> StockResult:
             )
         )
         events += level_events(event, {e.sku for e in released}, deps)
-    _stock_transition(
-        deps, event, StockStatus.RELEASED, lines, f"stock released ({event.event_type})"
-    )
+    if _shipped(state):
+        # A paid order cancelled after its commit: the units are shipped, nothing was released.
+        # Its record stays committed (the commit's own update may still be on its way).
+        logger.info("cancel of a committed order: nothing to release", extra={"order_id": order_id})
+    else:
+        _stock_transition(
+            deps, event, StockStatus.RELEASED, lines, f"stock released ({event.event_type})"
+        )
     _publish(deps, events)
     return StockResult(
         outcome="released", order_id=order_id, events=tuple(events), lines=tuple(lines)
@@ -352,8 +364,11 @@ def _close(
 def restock_refund(event: CanonicalEvent, deps: StockDeps) -> StockResult:
     """Put refunded units flagged `restock` back into stock, where they were committed from.
 
-    Only committed (shipped) units are restocked; units still reserved go back through the
-    cancel's release instead. A refund's restock happens once (its id is in the move's key).
+    Only committed (shipped) units are restocked. A refund naming a line that is reserved but
+    neither committed nor released yet raises `PrerequisiteMissing` (retryable): it overtook
+    the payment's commit (or a cancel's release) and must not answer `nothing_to_restock`
+    before that move settles the line. A released or never-reserved line has nothing to
+    restock. A refund's restock happens once (its id is in the move's key).
     """
     order_id = _order_id(event)
     if not isinstance(event.data, RefundData):
@@ -365,6 +380,18 @@ def restock_refund(event: CanonicalEvent, deps: StockDeps) -> StockResult:
     state = deps.store.order_state(order_id)
     if not state.placed and not state.cancelled:
         raise PrerequisiteMissing(f"{order_id} has no reservation yet; retry the refund later")
+    # A line still reserved (neither committed nor released) is on its way out: the payment's
+    # commit ships it, or the cancel's release frees it. Restocking now would find no commit
+    # and lose the restock, so the whole refund waits (SQS redelivers it) until every line it
+    # names is settled. Lines never reserved (short) or released have nothing to restock.
+    open_lines = sorted(
+        {e.line_id for e in state.outstanding()} & {line.line_id for line in wanted}
+    )
+    if open_lines:
+        raise PrerequisiteMissing(
+            f"{order_id} line(s) {', '.join(open_lines)} reserved but not committed yet; "
+            f"retry refund {refund.refund_id} after the commit"
+        )
     for attempt in range(deps.attempts):
         committed = state.of_kind(MoveKind.COMMIT)
         done = {
@@ -459,6 +486,11 @@ def level_events(
             )
         )
     return events
+
+
+def _shipped(state: OrderStockState) -> bool:
+    """Whether the ledger shows a commit: then the record must never say `released`."""
+    return bool(state.of_kind(MoveKind.COMMIT))
 
 
 def _order_id(event: CanonicalEvent) -> str:

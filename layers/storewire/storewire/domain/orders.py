@@ -76,11 +76,25 @@ TRANSITIONS: Mapping[Concern, Mapping[str, frozenset[str]]] = {
         _P.REFUNDED: frozenset({_P.REFUNDED}),  # a second partial refund
     },
     # released and restocked end the story of the reserved units; partial restocks repeat.
+    # Forward only, but a state may be skipped: the record follows the stock ledger, whose
+    # moves are written before their record update, so a later move's update can land first
+    # (a commit between the reservation's ledger write and its record update: pending ->
+    # committed; a restock before the commit's update: reserved -> restocked). The earlier
+    # update then finds a later state and is refused, instead of refusing the later one.
     "stock": {
-        _S.PENDING: frozenset({_S.RESERVED, _S.PARTIALLY_RESERVED, _S.BACKORDERED, _S.RELEASED}),
-        _S.RESERVED: frozenset({_S.COMMITTED, _S.RELEASED}),
-        _S.PARTIALLY_RESERVED: frozenset({_S.COMMITTED, _S.RELEASED}),
-        _S.BACKORDERED: frozenset({_S.COMMITTED, _S.RELEASED}),
+        _S.PENDING: frozenset(
+            {
+                _S.RESERVED,
+                _S.PARTIALLY_RESERVED,
+                _S.BACKORDERED,
+                _S.RELEASED,
+                _S.COMMITTED,
+                _S.RESTOCKED,
+            }
+        ),
+        _S.RESERVED: frozenset({_S.COMMITTED, _S.RELEASED, _S.RESTOCKED}),
+        _S.PARTIALLY_RESERVED: frozenset({_S.COMMITTED, _S.RELEASED, _S.RESTOCKED}),
+        _S.BACKORDERED: frozenset({_S.COMMITTED, _S.RELEASED, _S.RESTOCKED}),
         _S.COMMITTED: frozenset({_S.RESTOCKED}),
         _S.RESTOCKED: frozenset({_S.RESTOCKED}),
         _S.RELEASED: frozenset(),
