@@ -31,12 +31,12 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.logging import Logger
 from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
     EventType,
     process_partial_response,
 )
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from storewire.batch import RetryLoggingBatchProcessor
 from storewire.channels import BatchPlan, ChannelDeps, ChannelResult, plan_batch, sync_level
 from storewire.config import ChannelSyncSettings
 from storewire.domain.events import EVENT_MODELS, CanonicalEvent
@@ -238,7 +238,9 @@ def lambda_handler(
     if wired.deadline is not None and callable(remaining):
         wired.deadline.reset(max(0.0, remaining() / 1000 - DEADLINE_RESERVE_SECONDS))
     batch = prepare(event, wired.claim_checks)
-    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    processor = RetryLoggingBatchProcessor(
+        logger, event_type=EventType.SQS, raise_on_entire_batch_failure=False
+    )
     return telemetry.finish_batch(
         process_partial_response(
             event=event,

@@ -30,13 +30,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from aws_lambda_powertools.logging import Logger
 from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
     EventType,
     process_partial_response,
 )
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pydantic import Field
+from storewire.batch import RetryLoggingBatchProcessor
 from storewire.config import EnvSettings
 from storewire.crm import CrmDeps, ItemResult, Outcome, sync_batch
 from storewire.domain.events import EVENT_MODELS, CanonicalEvent
@@ -228,7 +228,9 @@ def lambda_handler(
     if wired.deadline is not None and callable(remaining):
         wired.deadline.reset(max(0.0, remaining() / 1000 - DEADLINE_RESERVE_SECONDS))
     results = sync_records(list(event.get("Records") or []), wired.crm)
-    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    processor = RetryLoggingBatchProcessor(
+        logger, event_type=EventType.SQS, raise_on_entire_batch_failure=False
+    )
     return telemetry.finish_batch(
         process_partial_response(
             event=event,

@@ -27,12 +27,12 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.logging import Logger
 from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
     EventType,
     process_partial_response,
 )
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from storewire.batch import RetryLoggingBatchProcessor
 from storewire.config import PaymentSettings
 from storewire.domain.events import CanonicalEvent, parse_event
 from storewire.errors import (
@@ -209,7 +209,9 @@ def lambda_handler(
         wired.deadline.reset(max(0.0, remaining() / 1000 - DEADLINE_RESERVE_SECONDS))
     # A batch where every record failed is reported like any other (no exception): SQS
     # redelivers exactly the failed records either way.
-    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    processor = RetryLoggingBatchProcessor(
+        logger, event_type=EventType.SQS, raise_on_entire_batch_failure=False
+    )
     return telemetry.finish_batch(
         process_partial_response(
             event=event,

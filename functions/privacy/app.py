@@ -21,13 +21,13 @@ from typing import Any, ClassVar
 
 from aws_lambda_powertools.logging import Logger
 from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
     EventType,
     process_partial_response,
 )
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pydantic import Field
+from storewire.batch import RetryLoggingBatchProcessor
 from storewire.config import EnvSettings
 from storewire.domain.events import EVENT_MODELS, CanonicalEvent
 from storewire.errors import ConfigurationError, MalformedPayload, PermanentError
@@ -184,7 +184,9 @@ def lambda_handler(
     """Process one SQS batch of privacy requests, reporting partial batch failures."""
     logger.clear_state()
     wired = deps or _default_deps()
-    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    processor = RetryLoggingBatchProcessor(
+        logger, event_type=EventType.SQS, raise_on_entire_batch_failure=False
+    )
     return process_partial_response(
         event=event,
         record_handler=lambda record: process_record(record, wired),

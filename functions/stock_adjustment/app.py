@@ -27,12 +27,12 @@ from typing import Any
 
 from aws_lambda_powertools.logging import Logger
 from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
     EventType,
     process_partial_response,
 )
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from storewire.batch import RetryLoggingBatchProcessor
 from storewire.config import StockSettings
 from storewire.domain.events import EVENT_MODELS, CanonicalEvent
 from storewire.errors import ConfigurationError, MalformedPayload, PermanentError
@@ -162,7 +162,7 @@ def lambda_handler(
     """Process one SQS batch with partial batch responses."""
     logger.clear_state()
     wired = deps or _default_deps()
-    processor = BatchProcessor(event_type=EventType.SQS)
+    processor = RetryLoggingBatchProcessor(logger, event_type=EventType.SQS)
     return telemetry.finish_batch(
         process_partial_response(
             event=event,

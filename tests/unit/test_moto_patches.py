@@ -224,3 +224,26 @@ def test_put_still_refuses_an_empty_set_outside_the_keys(table: Any) -> None:
     assert "may not be empty" in caught.value.response["Error"]["Message"]
     table.put_item(TableName=TABLE, Item={"pk": {"S": "p"}, "sk": {"S": "s"}, "n": {"N": "1"}})
     assert "Item" in table.get_item(TableName=TABLE, Key=_key("p", "s"))
+
+
+def test_queue_counts_stay_right_around_sends(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    moto_patches.apply()
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        url = sqs.create_queue(QueueName="counted")["QueueUrl"]
+        names = ["ApproximateNumberOfMessages"]
+        for n in range(1, 4):
+            sqs.send_message(QueueUrl=url, MessageBody=str(n))
+            got = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+            assert got == {"ApproximateNumberOfMessages": str(n)}
+        sqs.send_message_batch(
+            QueueUrl=url, Entries=[{"Id": "a", "MessageBody": "a"}, {"Id": "b", "MessageBody": "b"}]
+        )
+        got = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        assert got["ApproximateNumberOfMessages"] == "5"

@@ -78,11 +78,38 @@ def test_a_consumer_dead_letter_is_explained_only_by_a_vendor_fault_we_injected(
     )
 
 
-def test_a_redrive_policy_dead_letter_needs_an_injected_crash_or_outage() -> None:
-    letter = {"origin": "redrive", "error": "retries exhausted"}
-    assert explain(letter, Counter({"worker_killed": 1}))
-    assert explain(letter, Counter({"bus_publish_failure": 1}))
-    assert not explain(letter, Counter())
+def test_a_redrive_policy_dead_letter_is_explained_by_its_logged_reason() -> None:
+    early = {
+        "origin": "redrive",
+        "error": "retries exhausted",
+        "logged_error_type": "PrerequisiteMissing",
+        "logged_reason": "order not placed yet",
+    }
+    assert explain(early, Counter({"reordered": 3}))
+    assert not explain(early, Counter({"worker_killed": 3})), "needs an ordering fault"
+    vendor = {
+        "origin": "redrive",
+        "logged_error_type": "RetryableError",
+        "logged_reason": "EasyPost answered 503",
+    }
+    assert explain(vendor, Counter({"third_party_5xx": 1}))
+    assert not explain(vendor, Counter({"reordered": 1}))
+    unknown = {**early, "logged_error_type": "OrderNotFound"}
+    assert explain(unknown, Counter({"late": 1}))
+    lease = {"origin": "redrive", "logged_error_type": "LabelInProgress", "logged_reason": "x"}
+    assert explain(lease, Counter({"worker_killed": 1}))
+    assert not explain(lease, Counter({"reordered": 1}))
+    silent = {"origin": "redrive", "error": "retries exhausted"}
+    assert explain(silent, Counter({"worker_killed": 1})), "a killed worker logs nothing"
+    assert not explain(silent, Counter({"reordered": 5}))
+
+
+def test_the_schedule_counts_its_ordering_faults() -> None:
+    counts: Counter[str] = Counter()
+    sends = schedule(_deliveries(500), FaultPlan(), random.Random(2), counts)
+    assert counts["duplicate"] == sum(1 for s in sends if s.copy) > 0
+    assert counts["late"] > 0
+    assert counts["reordered"] > 0
 
 
 def test_the_report_fails_on_any_loss_double_effect_oversell_or_unexplained_letter() -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -92,6 +94,7 @@ class Emulator:
         echo_logs: bool = False,
         log_echo: Callable[[str, str], None] | None = None,
         fakes: bool = True,
+        fakes_process: bool = False,
     ) -> None:
         self.template_path = Path(template_path).resolve()
         if not self.template_path.is_file():
@@ -107,6 +110,9 @@ class Emulator:
         self.serve_api = serve_api
         self.enable_pollers = pollers
         self.enable_fakes = fakes
+        # fakes in a child process: their HTTP work leaves this process's GIL to moto
+        self.fakes_process = fakes_process
+        self._fakes_child: subprocess.Popen[bytes] | None = None
         self.fake_urls: dict[str, str] = {}
         self._echo = log_echo or (_stderr_echo if echo_logs else None)
         self.moto: MotoServer | None = None
@@ -216,13 +222,46 @@ class Emulator:
         if self.moto is not None:
             self.moto.stop()
             self.moto = None
-        if self.fake_urls:
+        if self._fakes_child is not None:
+            self._stop_fakes_child()
+        elif self.fake_urls:
             from storewire_local.fakes import stop_fakes
 
             stop_fakes()
-            self.fake_urls = {}
+        self.fake_urls = {}
         with _live_lock:
             _live.discard(id(self))
+
+    def _start_fakes_child(self, names: list[str]) -> dict[str, str]:
+        env = {k: v for k, v in self.env.items() if k != "PYTHONPATH"}
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        child = subprocess.Popen(
+            [sys.executable, "-m", "storewire_local.fakes.serve", "--host", self.host, *names],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        self._fakes_child = child
+        assert child.stdout is not None
+        line = child.stdout.readline()
+        if not line:
+            self._stop_fakes_child()
+            raise RuntimeError(f"the fakes process exited (code {child.poll()})")
+        urls: dict[str, str] = json.loads(line)
+        return urls
+
+    def _stop_fakes_child(self) -> None:
+        child, self._fakes_child = self._fakes_child, None
+        if child is None:
+            return
+        with contextlib.suppress(OSError):
+            if child.stdin is not None:
+                child.stdin.close()
+        try:
+            child.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait(timeout=5)
 
     def _with_fakes(self) -> dict[str, str]:
         """The parameter overrides, plus the third-party fakes' URLs for the parameters the
@@ -238,7 +277,11 @@ class Emulator:
         wanted = {p: f for p, f in FAKE_PARAMETERS.items() if p in declared and p not in overrides}
         if not wanted:
             return overrides
-        self.fake_urls = start_fakes(self.env, self.host, names=set(wanted.values()))
+        names = sorted(set(wanted.values()))
+        if self.fakes_process:
+            self.fake_urls = self._start_fakes_child(names)
+        else:
+            self.fake_urls = start_fakes(self.env, self.host, names=names)
         for parameter, fake in wanted.items():
             overrides[parameter] = self.fake_urls[fake]
         return overrides

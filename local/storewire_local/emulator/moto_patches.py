@@ -10,8 +10,9 @@ traffic or with the data held, none of them part of the behaviour we emulate:
 - Every EventBridge rule target re-parses the default input template's JSONPath expressions
   with a freshly built PLY parser (``jsonpath_ng.ext.parse``): 17 % of the process. The
   parsed expressions are immutable, so they are cached.
-- Every request lists moto's package directory to resolve its backend. The listing cannot
-  change while the process runs, so it is cached.
+- Every request lists moto's package directory to resolve its backend, and lists its
+  response class's methods with ``inspect.getmembers``. Neither can change while the process
+  runs, so both are cached.
 - A ``Query`` on a table's own key sorts every item of the table and keeps those of the
   partition: O(table) per query, and the stock table grows by a few items per order. We hand
   moto's query the partition's items only (it sorts them by range key itself).
@@ -19,6 +20,8 @@ traffic or with the data held, none of them part of the behaviour we emulate:
   the queue (three of which count its messages), and ``GetQueueAttributes`` recomputes them
   all twice per requested name: quadratic in the queue's depth, which a burst of orders
   makes deep. Retention now reads the one attribute; attributes are computed once per call.
+  ``SendMessage`` (every EventBridge target) reads one static attribute through the same
+  full computation, counting the queue's messages: the counts are skipped while it sends.
 - ``PutItem`` validation rebuilds the table's list of key names once per attribute of the
   item; it is built once per request.
 
@@ -48,6 +51,7 @@ def apply() -> None:
         _partition_scoped_query()
         _linear_sqs_attributes()
         _key_names_once_per_put()
+        _sends_do_not_count_messages()
         _applied = True
 
 
@@ -59,10 +63,13 @@ def _cache_jsonpath_parser() -> None:
 
 
 def _cache_backend_listing() -> None:
+    import moto.core.responses as responses
     from moto import backends
 
     listing = tuple(backends.list_of_moto_modules())
     backends.list_of_moto_modules = lambda: iter(listing)  # type: ignore[assignment]
+    method_names = functools.lru_cache(maxsize=None)(responses.method_names_from_class)
+    responses.method_names_from_class = lambda clazz: list(method_names(clazz))
 
 
 class _TablesCopiedByReference:
@@ -209,3 +216,38 @@ def _key_names_once_per_put() -> None:
             original({k: v for k, v in field_updates.items() if k not in keys}, keyless)
 
     responses.validate_put_has_empty_attrs = validate_put_has_empty_attrs
+
+
+def _sends_do_not_count_messages() -> None:
+    from moto.sqs.models import Queue, SQSBackend
+
+    sending = threading.local()
+
+    def skipped_while_sending(prop: property) -> property:
+        count = prop.fget
+        assert count is not None
+
+        def fget(self: Any) -> Any:
+            return 0 if getattr(sending, "depth", 0) else count(self)
+
+        return property(fget)
+
+    for name in (
+        "approximate_number_of_messages",
+        "approximate_number_of_messages_delayed",
+        "approximate_number_of_messages_not_visible",
+    ):
+        setattr(Queue, name, skipped_while_sending(getattr(Queue, name)))
+
+    def sends(method: Any) -> Any:
+        @functools.wraps(method)
+        def send(self: Any, *args: Any, **kwargs: Any) -> Any:
+            sending.depth = getattr(sending, "depth", 0) + 1
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                sending.depth -= 1
+
+        return send
+
+    SQSBackend.send_message = sends(SQSBackend.send_message)  # type: ignore[method-assign]

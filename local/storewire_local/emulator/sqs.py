@@ -15,7 +15,16 @@ from .runner import InvocationError
 
 log = logging.getLogger("storewire.emulator")
 
+# A failed record comes back after its queue's visibility timeout on AWS (180 s here); locally
+# after 1, 2, 4, 8, 16 s by receive count, so five receives span ~30 s, not 15 min: long
+# enough for a prerequisite queued behind a burst, or a 30 s lease, short enough for tests.
 RETRY_VISIBILITY_SECONDS = 1
+RETRY_VISIBILITY_CAP_SECONDS = 16
+
+
+def retry_visibility(receive_count: int) -> int:
+    exponent = max(0, min(receive_count - 1, 10))
+    return int(min(RETRY_VISIBILITY_SECONDS * 2**exponent, RETRY_VISIBILITY_CAP_SECONDS))
 
 
 @dataclass
@@ -206,7 +215,9 @@ class SqsPoller:
                     {
                         "Id": str(i),
                         "ReceiptHandle": m["ReceiptHandle"],
-                        "VisibilityTimeout": RETRY_VISIBILITY_SECONDS,
+                        "VisibilityTimeout": retry_visibility(
+                            int((m.get("Attributes") or {}).get("ApproximateReceiveCount") or 1)
+                        ),
                     }
                     for i, m in enumerate(chunk)
                 ],

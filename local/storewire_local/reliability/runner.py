@@ -185,8 +185,16 @@ def _is_loss(mismatch: str) -> bool:
     return any(word in text for word in ("missing", "no ", "lost", "never"))
 
 
-def schedule(deliveries: list[Delivery], faults: FaultPlan, rng: random.Random) -> list[Send]:
-    """The order the senders take deliveries in: duplicated, reordered, some held back."""
+def schedule(
+    deliveries: list[Delivery],
+    faults: FaultPlan,
+    rng: random.Random,
+    counts: Counter[str] | None = None,
+) -> list[Send]:
+    """The order the senders take deliveries in: duplicated, reordered, some held back.
+
+    `counts` receives how many were held back (``late``), moved (``reordered``) and doubled
+    (``duplicate``)."""
     on_time: list[Send] = []
     late: list[Send] = []
     for delivery in deliveries:
@@ -208,6 +216,10 @@ def schedule(deliveries: list[Delivery], faults: FaultPlan, rng: random.Random) 
         pending = [p for p in pending if p[0] > len(out)]
         out.extend(copy for _, copy in due)
     out.extend(copy for _, copy in pending)
+    if counts is not None:
+        counts["late"] += len(late)
+        counts["reordered"] += sum(1 for i, send in enumerate(reordered) if send is not on_time[i])
+        counts["duplicate"] += sum(1 for send in out if send.copy)
     return out
 
 
@@ -401,28 +413,65 @@ def _queues_empty(handle: Any) -> bool:
     return True
 
 
-# Words in a consumer's dead-letter reason that name a vendor fault we inject.
+# Words in a dead letter's reason that name a vendor fault we inject.
 VENDOR_FAULT_WORDS = ("timeout", "timed out", "429", "500", "503", "5xx", "connect", "disconnect")
+# Faults that deliver an event before what it depends on (it is retried until that is there).
+ORDERING_FAULTS = ("reordered", "late", "duplicate")
+# Retryable errors of an event that came before its prerequisite.
+TOO_EARLY = ("PrerequisiteMissing", "OrderNotFound", "CrmOrderUnknown")
+# A lease another attempt holds: that attempt died (killed) or waits on a slow vendor.
+LEASE_HELD = ("LabelInProgress",)
+LEASE_FAULTS = ("worker_killed", "third_party_timeout", "third_party_dropped")
 
 
 def explain(letter: dict[str, Any], faults: Counter[str]) -> bool:
-    """Is this dead letter (ops.describe_message) explained by a fault we injected?
+    """Is this dead letter (ops.describe_message, plus its logged reason) explained by a
+    fault we injected that outlasted the retries?
 
-    A consumer's permanent failure must name a vendor fault we injected; a message the redrive
-    policy moved (it carries no reason) must have exhausted its receives while we were killing
-    workers, forcing redeliveries or refusing PutEvents.
+    A consumer's permanent failure must name a vendor fault we injected. A message the redrive
+    policy moved carries no reason of its own; the consumer logged why each receive failed
+    (`storewire.batch`), keyed by message id: an event that came before its prerequisite needs
+    an ordering fault (reordering, lateness, duplicates), a vendor error an injected one; with
+    no logged reason the worker died mid-batch, which needs an injected kill.
     """
     error = str(letter.get("error") or "").lower()
+    vendor = any(kind.startswith("third_party") for kind in faults) and any(
+        word in error for word in VENDOR_FAULT_WORDS
+    )
     if letter.get("origin") == "consumer":
-        vendor = any(kind.startswith("third_party") for kind in faults)
-        return vendor and any(word in error for word in VENDOR_FAULT_WORDS)
+        return vendor
     if letter.get("origin") == "redrive":
-        return bool(
-            faults.get("worker_killed")
-            or faults.get("sqs_redelivery")
-            or faults.get("bus_publish_failure")
-        )
+        logged = str(letter.get("logged_error_type") or "")
+        if not logged:
+            return bool(faults.get("worker_killed"))
+        if logged in TOO_EARLY:
+            return any(faults.get(kind) for kind in ORDERING_FAULTS)
+        if logged in LEASE_HELD:
+            return any(faults.get(kind) for kind in LEASE_FAULTS)
+        reason = str(letter.get("logged_reason") or "").lower()
+        if any(kind.startswith("third_party") for kind in faults) and any(
+            word in reason for word in VENDOR_FAULT_WORDS
+        ):
+            return True
+        return bool(faults.get("bus_publish_failure")) and "putevents" in reason.replace(" ", "")
     return False
+
+
+def _logged_retries(log_dir: Path) -> dict[str, dict[str, Any]]:
+    """The last logged retry reason per SQS message id, from every function's log."""
+    found: dict[str, dict[str, Any]] = {}
+    for path in sorted(log_dir.glob("*.log")):
+        with path.open(encoding="utf-8", errors="replace") as lines:
+            for line in lines:
+                if '"retried"' not in line:
+                    continue
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue
+                if entry.get("outcome") == "retried" and entry.get("message_id"):
+                    found[str(entry["message_id"])] = entry
+    return found
 
 
 def _redrive_dead_letters(handle: Any, report: RunReport, rounds: int = 3) -> None:
@@ -435,9 +484,16 @@ def _redrive_dead_letters(handle: Any, report: RunReport, rounds: int = 3) -> No
         if not listing:
             return
         report.redrive_rounds += 1
+        logged = _logged_retries(handle.emu.state_dir / "logs")
         for queue in listing:
             for letter in queue["messages"]:
-                letter = {**letter, "queue": queue["queue"]}
+                why = logged.get(str(letter.get("message_id")), {})
+                letter = {
+                    **letter,
+                    "queue": queue["queue"],
+                    "logged_error_type": why.get("error_type"),
+                    "logged_reason": why.get("reason"),
+                }
                 letter["explained"] = explain(letter, report.faults)
                 report.dead_lettered.append(letter)
             ops.redrive(sqs, queues.urls[queue["queue"]], queues.urls[queue["source"]])
@@ -463,6 +519,7 @@ def run(config: RunConfig, out: Path | None = None, log: Any = print) -> RunRepo
             env=env,
             fire_schedules=False,
             max_workers=config.max_workers,
+            fakes_process=True,
         )
         emu.start()
         handle = EmulatorHandle(emu)
@@ -507,13 +564,13 @@ def _run_graph(
             for phase in phases:
                 began = time.monotonic()
                 batch = [d for d in deliveries if d.phase == phase]
-                sender.send_all(schedule(batch, faults, rng))
+                sender.send_all(schedule(batch, faults, rng, report.faults))
                 _drain(handle, config.drain_timeout)
                 report.phase_seconds[f"phase {phase}"] = time.monotonic() - began
                 log(f"phase {phase}: {len(batch)} deliveries in {time.monotonic() - began:.0f} s")
             began = time.monotonic()
             tracking = history.tracking_deliveries(http, fakes["easypost"])
-            sender.send_all(schedule(tracking, faults, rng))
+            sender.send_all(schedule(tracking, faults, rng, report.faults))
             _drain(handle, config.drain_timeout)
             report.phase_seconds["tracking"] = time.monotonic() - began
             log(f"tracking: {len(tracking)} deliveries in {time.monotonic() - began:.0f} s")
