@@ -67,8 +67,9 @@ class LoopbackServer:
 
     def stop(self) -> None:
         server = self._server
+        # threads first (a finishing task pulls the loop's trigger), then the sockets
+        server.task_dispatcher.shutdown(timeout=5)
         for channel in list(server._map.values()):  # the listener, the trigger, connections
             channel.handle_close()
-        server.task_dispatcher.shutdown(timeout=5)
         if self._thread is not None:
             self._thread.join(timeout=5)
