@@ -25,6 +25,7 @@ pass `deps`.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -38,7 +39,14 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pydantic import Field
 from storewire.batch import RetryLoggingBatchProcessor
 from storewire.config import EnvSettings
-from storewire.crm import CrmDeps, ItemResult, Outcome, sync_batch
+from storewire.crm import (
+    CrmDeps,
+    InDoubtWatch,
+    InTransitCounter,
+    ItemResult,
+    Outcome,
+    sync_batch,
+)
 from storewire.domain.events import EVENT_MODELS, CanonicalEvent
 from storewire.errors import (
     ConfigurationError,
@@ -50,7 +58,11 @@ from storewire.pii import PiiMaskingFormatter, install_root_masking
 from storewire.ports import DeadLetterSink
 
 if TYPE_CHECKING:
-    from storewire.http import Deadline
+    from collections.abc import Callable
+
+    import httpx
+    from storewire.domain.crm import CrmGateway
+    from storewire.http import Deadline, RetryPolicy
 
 logger = Logger(service="crm_sync", logger_formatter=PiiMaskingFormatter())
 telemetry = ConsumerTelemetry("crm_sync", logger)
@@ -98,11 +110,10 @@ def _wire(settings: CrmSettings) -> HandlerDeps:
     import httpx
     from storewire.adapters.dynamodb_crm import DynamoDBCrmStore
     from storewire.adapters.dynamodb_orders import DynamoDBOrderStore
-    from storewire.adapters.hubspot_crm import HubSpotCrm, describe_hubspot_error
     from storewire.adapters.s3_claim_check import S3ClaimCheckStore
     from storewire.adapters.secrets import SecretsManagerProvider
     from storewire.adapters.sqs_dead_letters import SqsDeadLetterSink
-    from storewire.http import Deadline, HttpClient, RetryPolicy, default_timeout, set_observer
+    from storewire.http import Deadline, RetryPolicy, default_timeout, set_observer
 
     set_observer(telemetry.observe_http)
 
@@ -111,20 +122,21 @@ def _wire(settings: CrmSettings) -> HandlerDeps:
     if not token:
         raise ConfigurationError("the HubSpot access token secret has no 'current' value")
     deadline = Deadline()
-    http = HttpClient(
-        httpx.Client(
-            timeout=default_timeout(settings.http_connect_timeout, settings.http_read_timeout)
-        ),
-        service="hubspot",
-        policy=RetryPolicy(max_attempts=settings.http_max_attempts),
-        deadline=deadline,
-        describe_error=describe_hubspot_error,
-    )
     dynamodb = boto3.client("dynamodb")
     return HandlerDeps(
         crm=CrmDeps(
             store=DynamoDBCrmStore(dynamodb, settings.crm_table_name),
-            crm=HubSpotCrm(http, token, base_url=settings.hubspot_api_base_url),
+            crm=hubspot_gateway(
+                httpx.Client(
+                    timeout=default_timeout(
+                        settings.http_connect_timeout, settings.http_read_timeout
+                    )
+                ),
+                token,
+                base_url=settings.hubspot_api_base_url,
+                policy=RetryPolicy(max_attempts=settings.http_max_attempts),
+                deadline=deadline,
+            ),
             orders=(
                 DynamoDBOrderStore(dynamodb, settings.orders_table_name)
                 if settings.orders_table_name
@@ -142,6 +154,34 @@ def _wire(settings: CrmSettings) -> HandlerDeps:
         ),
         deadline=deadline,
     )
+
+
+def hubspot_gateway(
+    client: httpx.Client,
+    token: str,
+    *,
+    base_url: str,
+    policy: RetryPolicy,
+    deadline: Deadline,
+    sleep: Callable[[float], None] = time.sleep,
+) -> CrmGateway:
+    """HubSpot behind the shared HTTP client, its upserts marked `in_doubt` when an attempt
+    failed in transit (a timed-out attempt may still be applied after a newer push: see
+    `storewire.crm.InDoubtWatch`). Every attempt still feeds the `ThirdPartyLatency` metric."""
+    from storewire.adapters.hubspot_crm import HubSpotCrm, describe_hubspot_error
+    from storewire.http import HttpClient
+
+    in_transit = InTransitCounter(forward=telemetry.observe_http)
+    http = HttpClient(
+        client,
+        service="hubspot",
+        policy=policy,
+        deadline=deadline,
+        describe_error=describe_hubspot_error,
+        sleep=sleep,
+        observer=in_transit,
+    )
+    return InDoubtWatch(HubSpotCrm(http, token, base_url=base_url), in_transit)
 
 
 def _default_deps() -> HandlerDeps:

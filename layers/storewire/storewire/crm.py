@@ -20,8 +20,12 @@ answers an `ItemResult` per record:
    with their contact.
 5. **Confirm**: `mark_synced` checks nobody changed the contact while it was pushed (two
    Lambdas racing on one contact); if someone did, the records are retried so the last push
-   carries the latest totals. Then the order record's `crm` concern moves to `synced` with the
-   `contact_id` and `deal_id` (`OrderStore.transition`, once per event id).
+   carries the latest totals. A push *in doubt* (`BatchOutcome.in_doubt`: an attempt timed
+   out or lost its connection before a retry succeeded, so the CRM may still apply that
+   older copy later, over a newer push) is never confirmed either: its records are retried
+   (`CrmPushInDoubt`) and push the latest after it. `InDoubtWatch` wraps a gateway to set the
+   flag from the HTTP client's attempts. Then the order record's `crm` concern moves to
+   `synced` with the `contact_id` and `deal_id` (`OrderStore.transition`, once per event id).
 
 Nothing here logs a property value: emails, names and phones are personal data.
 """
@@ -44,6 +48,7 @@ from storewire.domain.crm import (
     CrmGateway,
     CrmInput,
     CrmOrderUnknown,
+    CrmPushInDoubt,
     CrmStore,
     InvalidContact,
     OrderLink,
@@ -162,6 +167,61 @@ def sync_batch(events: Mapping[str, CanonicalEvent], deps: CrmDeps) -> dict[str,
         batch.results.setdefault(key, ItemResult(Outcome.SYNCED))
     _record_failed_orders(events, batch, deps)
     return {key: batch.results[key] for key in events}
+
+
+# --------------------------------------------------------------------------- in doubt
+
+
+class InTransitCounter:
+    """A `storewire.http` observer counting the attempts that got no HTTP answer at all
+    (timeouts, dropped connections, connect errors), passing every attempt on to `forward`.
+
+    A connect error never reached the CRM, but the observer cannot tell it from a read
+    timeout; counting it too only costs a retry.
+    """
+
+    def __init__(
+        self, forward: Callable[[str, str, int | None, float], None] | None = None
+    ) -> None:
+        self.count = 0
+        self._forward = forward
+
+    def __call__(self, service: str, method: str, status: int | None, seconds: float) -> None:
+        if status is None:
+            self.count += 1
+        if self._forward is not None:
+            self._forward(service, method, status, seconds)
+
+
+class InDoubtWatch:
+    """A `CrmGateway` whose upsert outcomes are `in_doubt` when an attempt of the call failed
+    in transit (`counter` went up during it), however the call ended.
+
+    The HTTP client retries an idempotent upsert after a read timeout and the retry
+    succeeds, but the timed-out attempt may still be applied by the CRM after that, and
+    after another Lambda's newer push: the last write to land wins, so the stale one would
+    stay. Associations only add links and are passed through as they are.
+    """
+
+    def __init__(self, gateway: CrmGateway, counter: InTransitCounter) -> None:
+        self._gateway = gateway
+        self._counter = counter
+
+    def upsert_contacts(self, inputs: Sequence[CrmInput]) -> BatchOutcome:
+        before = self._counter.count
+        return self._checked(self._gateway.upsert_contacts(inputs), before)
+
+    def upsert_deals(self, inputs: Sequence[CrmInput]) -> BatchOutcome:
+        before = self._counter.count
+        return self._checked(self._gateway.upsert_deals(inputs), before)
+
+    def associate_deals(self, pairs: Sequence[tuple[str, str]]) -> BatchOutcome:
+        return self._gateway.associate_deals(pairs)
+
+    def _checked(self, outcome: BatchOutcome, before: int) -> BatchOutcome:
+        if self._counter.count == before or outcome.in_doubt:
+            return outcome
+        return outcome.model_copy(update={"in_doubt": True})
 
 
 # --------------------------------------------------------------------------- 1. record
@@ -306,6 +366,12 @@ def _apply_contact_outcome(chunk: Sequence[CrmInput], outcome: BatchOutcome, bat
             continue
         contact = batch.contacts[email]
         batch.contacts[email] = contact.model_copy(update={"contact_id": contact_id})
+        if outcome.in_doubt:
+            # An older copy of this push may still land after a newer one: never confirm
+            # it; the records come back and push the latest after it (docs/crm.md).
+            in_doubt = CrmPushInDoubt("a contact push attempt failed in transit; push again")
+            for key in batch.keys_of(email):
+                batch.fail(key, in_doubt)
 
 
 # --------------------------------------------------------------------------- 4. deals
@@ -338,6 +404,9 @@ def _push_deals(batch: _Batch, deps: CrmDeps) -> None:
                     else RetryableError(reason)
                 )
                 _fail_orders(batch, [item.key], failure)
+            elif outcome.in_doubt:
+                in_doubt = CrmPushInDoubt("a deal push attempt failed in transit; push again")
+                _fail_orders(batch, [item.key], in_doubt)
             else:
                 deal_ids[item.key] = outcome.ids[item.key]
     _associate(batch, deps, orders, deal_ids)

@@ -62,6 +62,12 @@ class ContactChanged(RetryableError):
     """The contact changed while its properties were being pushed: push again later."""
 
 
+class CrmPushInDoubt(RetryableError):
+    """An attempt of a push failed in transit (timed out, connection dropped) before a retry
+    succeeded: the CRM may still apply that attempt's older properties *later*, after a newer
+    push. Not confirmed; the records are retried so a push after it carries the latest."""
+
+
 def normalise_email(raw: str) -> str:
     """The contact key of an email: trimmed and lower-cased (HubSpot ignores the case)."""
     return raw.strip().lower()
@@ -341,6 +347,13 @@ class BatchOutcome(_Frozen):
     ids: dict[str, str] = Field(default_factory=dict)
     created: frozenset[str] = frozenset()
     errors: dict[str, InputError] = Field(default_factory=dict)
+    in_doubt: bool = Field(
+        default=False,
+        description=(
+            "An earlier attempt of this call failed in transit (a timeout, a dropped "
+            "connection): the CRM may still apply it later, over a newer write"
+        ),
+    )
 
 
 class CrmGateway(Protocol):
