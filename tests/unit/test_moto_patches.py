@@ -16,7 +16,7 @@ TABLE = "patched"
 
 
 @pytest.fixture
-def table(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
@@ -24,6 +24,10 @@ def table(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     }.items():
         monkeypatch.setenv(name, value)
     moto_patches.apply()
+
+
+@pytest.fixture
+def table(aws_env: None) -> Iterator[Any]:
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
         client.create_table(
@@ -165,14 +169,8 @@ def test_a_query_pages_through_a_partition(table: Any) -> None:
     assert seen == [f"{n:03d}" for n in range(25)]
 
 
-def test_sqs_attributes_and_retention_answer_as_before(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    moto_patches.apply()
+@pytest.mark.usefixtures("aws_env")
+def test_sqs_attributes_and_retention_answer_as_before() -> None:
     with mock_aws():
         sqs = boto3.client("sqs", region_name="us-east-1")
         url = sqs.create_queue(QueueName="q", Attributes={"MessageRetentionPeriod": "60"})[
@@ -226,14 +224,8 @@ def test_put_still_refuses_an_empty_set_outside_the_keys(table: Any) -> None:
     assert "Item" in table.get_item(TableName=TABLE, Key=_key("p", "s"))
 
 
-def test_queue_counts_stay_right_around_sends(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    moto_patches.apply()
+@pytest.mark.usefixtures("aws_env")
+def test_queue_counts_stay_right_around_sends() -> None:
     with mock_aws():
         sqs = boto3.client("sqs", region_name="us-east-1")
         url = sqs.create_queue(QueueName="counted")["QueueUrl"]
