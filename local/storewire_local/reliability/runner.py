@@ -327,6 +327,7 @@ class _ThirdPartyFaults:
     def clear(self) -> None:
         for _, url in self.fakes:
             self.http.delete(f"{url}/_fake/faults")
+        self.http.close()
 
 
 class _BusOutages:
