@@ -345,15 +345,16 @@ class MotoServer:
         (a quarter of moto's time per request); None: go through moto's WSGI app."""
         if not info.json_protocol or environ.get("PATH_INFO") != "/":
             return None
-        route = DIRECT_ROUTES.get(info.service or "")
+        service = info.service or ""
+        route = DIRECT_ROUTES.get(service)
         if route is None:
             return None
-        if info.service not in self._direct:
+        if service not in self._direct:
             import importlib
 
             module, path = route
-            self._direct[info.service or ""] = importlib.import_module(module).url_paths[path]
-        return self._direct[info.service or ""]
+            self._direct[service] = importlib.import_module(module).url_paths[path]
+        return self._direct[service]
 
     def _long_poll(
         self,

@@ -431,12 +431,8 @@ def explain(letter: dict[str, Any], faults: Counter[str]) -> bool:
     an ordering fault (reordering, lateness, duplicates), a vendor error an injected one; with
     no logged reason the worker died mid-batch, which needs an injected kill.
     """
-    error = str(letter.get("error") or "").lower()
-    vendor = any(kind.startswith("third_party") for kind in faults) and any(
-        word in error for word in VENDOR_FAULT_WORDS
-    )
     if letter.get("origin") == "consumer":
-        return vendor
+        return _names_injected_vendor_fault(str(letter.get("error") or ""), faults)
     if letter.get("origin") == "redrive":
         logged = str(letter.get("logged_error_type") or "")
         if not logged:
@@ -445,13 +441,18 @@ def explain(letter: dict[str, Any], faults: Counter[str]) -> bool:
             return any(faults.get(kind) for kind in ORDERING_FAULTS)
         if logged in LEASE_HELD:
             return any(faults.get(kind) for kind in LEASE_FAULTS)
-        reason = str(letter.get("logged_reason") or "").lower()
-        if any(kind.startswith("third_party") for kind in faults) and any(
-            word in reason for word in VENDOR_FAULT_WORDS
-        ):
+        reason = str(letter.get("logged_reason") or "")
+        if _names_injected_vendor_fault(reason, faults):
             return True
-        return bool(faults.get("bus_publish_failure")) and "putevents" in reason.replace(" ", "")
+        return bool(faults.get("bus_publish_failure")) and "putevents" in reason.lower().replace(
+            " ", ""
+        )
     return False
+
+
+def _names_injected_vendor_fault(text: str, faults: Counter[str]) -> bool:
+    injected = any(kind.startswith("third_party") for kind in faults)
+    return injected and any(word in text.lower() for word in VENDOR_FAULT_WORDS)
 
 
 def _logged_retries(log_dir: Path) -> dict[str, dict[str, Any]]:
