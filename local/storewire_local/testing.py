@@ -58,3 +58,28 @@ class EmulatorHandle:
 
     def clear_faults(self) -> None:
         self.control("DELETE", "faults").raise_for_status()
+
+
+def item_text(item: dict[str, Any]) -> str:
+    """A DynamoDB item (low-level form) as one JSON text that tests can search.
+
+    Binary values are shown as what they hold: the order record's ``record_z`` is
+    zlib-compressed JSON, so a search for personal data must look inside it; other binaries
+    as base64.
+    """
+    import base64
+    import zlib
+
+    def readable(value: Any) -> Any:
+        if isinstance(value, bytes):
+            try:
+                return zlib.decompress(value).decode()
+            except (zlib.error, UnicodeDecodeError):
+                return base64.b64encode(value).decode()
+        if isinstance(value, dict):
+            return {k: readable(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [readable(v) for v in value]
+        return value
+
+    return json.dumps(readable(item), sort_keys=True)

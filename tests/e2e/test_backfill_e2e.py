@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from click.testing import Result
+from storewire.adapters.dynamodb_orders import record_from_item
 from storewire.domain.orders import OrderRecord
 from storewire_local.cli import app
 from storewire_local.state import write_state
@@ -68,7 +69,7 @@ def record(emulator: EmulatorHandle, n: int) -> OrderRecord | None:
         )
         .get("Item")
     )
-    return None if item is None else OrderRecord.model_validate_json(item["record"]["S"])
+    return None if item is None else record_from_item(item)
 
 
 def per_order(emulator: EmulatorHandle, detail_type: str) -> Counter[str]:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from storewire_local.testing import EmulatorHandle
+from storewire_local.testing import EmulatorHandle, item_text
 from test_labels_crm_e2e import (
     IDLE,
     PAYLOADS,
@@ -146,7 +146,7 @@ def everything_stored(emulator: EmulatorHandle) -> str:
     assert len(tables) >= 6, tables
     for table in tables:
         for page in dynamodb.get_paginator("scan").paginate(TableName=table):
-            chunks.extend(json.dumps(item) for item in page.get("Items", []))
+            chunks.extend(item_text(item) for item in page.get("Items", []))
     s3 = emulator.client("s3")
     bucket = emulator.resource("ClaimCheckBucket")
     for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):

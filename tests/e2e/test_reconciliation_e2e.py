@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from storewire.adapters.dynamodb_orders import record_from_item
 from storewire.domain.orders import OrderRecord
 from storewire_local.signing import shopify_headers
 from storewire_local.testing import EmulatorHandle
@@ -83,7 +84,7 @@ def record(emulator: EmulatorHandle, n: int) -> OrderRecord | None:
         )
         .get("Item")
     )
-    return None if item is None else OrderRecord.model_validate_json(item["record"]["S"])
+    return None if item is None else record_from_item(item)
 
 
 def test_dropping_ten_percent_of_webhooks_then_reconciling_reaches_the_lossless_state(

@@ -109,3 +109,66 @@ def test_an_order_is_found_by_its_storefront_id(store: DynamoDBOrderStore) -> No
 def test_a_transition_without_a_record_is_retryable(store: DynamoDBOrderStore) -> None:
     with pytest.raises(OrderNotFound):
         store.transition(order_id("1001"), "stock", "reserved", event_id="e", at=T0)
+
+
+def _item_bytes(item: dict[str, Any]) -> int:
+    """DynamoDB's billed item size: attribute names plus values (strings, binaries, numbers)."""
+    size = 0
+    for name, value in item.items():
+        ((kind, raw),) = value.items()
+        payload = raw if isinstance(raw, bytes) else str(raw).encode()
+        size += len(name.encode()) + (len(payload) if kind in ("S", "B") else 21)
+    return size
+
+
+def test_a_long_lived_order_item_stays_near_one_and_a_half_kb(
+    store: DynamoDBOrderStore, dynamodb: Any
+) -> None:
+    # Given an order that went through payment, stock, shipment and CRM with a long timeline
+    store.record_placed(placed("1001", LINES))
+    oid = order_id("1001")
+    for n in range(12):
+        store.append_timeline(
+            oid,
+            event_id=f"evt_{n:032x}",
+            event_type="ShipmentStatusChanged",
+            at=T0 + timedelta(minutes=n),
+            summary=f"tracking update {n}: in transit through the sorting facility",
+        )
+    record = store.get(oid)
+    assert record is not None
+    plain = len(record.model_dump_json().encode())
+
+    # Then the stored item is the compressed record, a fraction of its JSON
+    item = dynamodb.get_item(TableName=ORDERS_TABLE, Key={"pk": {"S": f"ORDER#{oid}"}})["Item"]
+    assert "record" not in item
+    assert isinstance(item["record_z"]["B"], bytes)
+    assert plain > 2500
+    assert _item_bytes(item) < plain / 2
+
+
+def test_an_item_written_before_compression_is_read_and_rewritten_compressed(
+    store: DynamoDBOrderStore, dynamodb: Any
+) -> None:
+    # Given an order item in the earlier form: the record as a JSON string
+    store.record_placed(placed("1001", LINES))
+    oid = order_id("1001")
+    key = {"pk": {"S": f"ORDER#{oid}"}}
+    record = store.get(oid)
+    assert record is not None
+    legacy = dynamodb.get_item(TableName=ORDERS_TABLE, Key=key)["Item"]
+    del legacy["record_z"]
+    legacy["record"] = {"S": record.model_dump_json()}
+    dynamodb.put_item(TableName=ORDERS_TABLE, Item=legacy)
+
+    # When it is read and changed
+    assert store.get(oid) == record
+    assert store.transition(oid, "payment", "confirmed", event_id="p1", at=T0) is True
+
+    # Then the change is in, stored compressed
+    item = dynamodb.get_item(TableName=ORDERS_TABLE, Key=key)["Item"]
+    assert set(item) >= {"record_z"}
+    assert "record" not in item
+    changed = store.get(oid)
+    assert changed is not None
+    assert changed.payment.status == "confirmed"

@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
 
 from payment_fakes import ORDER_ID, intent, load_app, order_placed, shopify_event, stripe_report
 from stock_support import ORDERS_TABLE, aws_env, create_orders_table
+from storewire.adapters.dynamodb_orders import record_from_item
 from storewire.domain.events import CanonicalEvent, to_bus_entry
 from storewire_local.fakes.shopify_admin import DEFAULT_ADMIN_TOKEN, ShopifyAdminFake
 from storewire_local.fakes.stripe import DEFAULT_API_KEY, StripeFake
@@ -173,7 +174,7 @@ def record_status(stack: Stack) -> str:
     item = stack.dynamodb.get_item(
         TableName=ORDERS_TABLE, Key={"pk": {"S": f"ORDER#{ORDER_ID}"}}, ConsistentRead=True
     )["Item"]
-    return str(json.loads(item["record"]["S"])["payment"]["status"])
+    return str(record_from_item(item).payment.status)
 
 
 def test_given_an_order_and_a_stripe_payment_when_handled_then_confirmed_on_the_bus(

@@ -26,6 +26,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 from storewire.sources import easypost, shopify, stripe
+from storewire_local.testing import item_text
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PAYLOADS = REPO_ROOT / "events" / "payloads"
@@ -842,7 +843,7 @@ def stack_state(handle: Any) -> StackState:
     for table in ddb.list_tables()["TableNames"]:
         found: list[str] = []
         for page in ddb.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
-            found.extend(json.dumps(item, sort_keys=True) for item in page["Items"])
+            found.extend(item_text(item) for item in page["Items"])
         items[table] = sorted(found)
     messages: dict[str, int] = {}
     for url in sqs.list_queues().get("QueueUrls", []):

@@ -50,6 +50,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import httpx
+from storewire.adapters.dynamodb_orders import record_from_item
 
 from .traffic import ALL_LOCATIONS, SHIPPED_STATUSES, History, OrderPlan
 
@@ -154,7 +155,7 @@ def observe(emulator: EmulatorHandle, http: httpx.Client) -> Observed:
     observed = Observed()
     _read_inventory(_scan(ddb, emulator.resource("InventoryTable")), observed)
     for item in _scan(ddb, emulator.resource("OrdersTable")):
-        record = json.loads(item["record"]["S"])
+        record = record_from_item(item).model_dump(mode="json")
         observed.records[record["order_id"]] = _record_view(record)
     _read_fakes(
         {

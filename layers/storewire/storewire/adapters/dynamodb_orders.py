@@ -1,10 +1,15 @@
 """`OrderStore` on DynamoDB: one item per order, written under an optimistic version check.
 
-Item: ``pk`` (`ORDER#{order_id}`), ``version`` (N, +1 per write), ``record`` (the
-`OrderRecord` as JSON: Money as string amount + currency), ``external_ref`` (the storefront's
-order id, key of the `ByExternalRef` index, so `storewire order show 1001` finds it), and
-read-only projections for people in the console (``status``, ``payment_status``,
-``stock_status``, ``storefront_updated_at``).
+Item: ``pk`` (`ORDER#{order_id}`), ``version`` (N, +1 per write), ``record_z`` (the
+`OrderRecord` as zlib-compressed JSON, Money as string amount + currency), ``external_ref``
+(the storefront's order id, key of the `ByExternalRef` index, so `storewire order show 1001`
+finds it), and read-only projections for people in the console (``status``,
+``payment_status``, ``stock_status``, ``storefront_updated_at``).
+
+The record is compressed because DynamoDB bills a write per started KB of the whole item
+and an order's timeline and applied-event keys reach 4-5 KB of JSON by delivery: compressed,
+the item stays near 1.5 KB, which cuts every order write to 2 units from 4-5. Items written
+before compression (``record`` as a JSON string) are still read.
 
 A change reads the item (strongly consistent), computes the new record with the pure
 functions of `storewire.domain.orders` (which refuse duplicates per event id and
@@ -14,6 +19,7 @@ concurrent writer makes the condition fail, and the change is re-read and recomp
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -35,6 +41,30 @@ def order_pk(order_id: str) -> str:
     return f"ORDER#{order_id}"
 
 
+PACKED_RECORD = "record_z"
+"""The attribute holding the record as zlib-compressed JSON (``record``: the plain form)."""
+
+
+def pack_record_json(text: str) -> bytes:
+    return zlib.compress(text.encode(), 9)
+
+
+def unpack_record_json(blob: bytes) -> str:
+    return zlib.decompress(blob).decode()
+
+
+def record_attribute(record: OrderRecord) -> dict[str, Any]:
+    """The stored form of `record`: ``{"record_z": {"B": zlib(JSON)}}``."""
+    return {PACKED_RECORD: {"B": pack_record_json(record.model_dump_json())}}
+
+
+def record_from_item(item: Mapping[str, Any]) -> OrderRecord:
+    """The `OrderRecord` of an orders-table item, compressed or (written earlier) plain JSON."""
+    if PACKED_RECORD in item:
+        return OrderRecord.model_validate_json(unpack_record_json(item[PACKED_RECORD]["B"]))
+    return OrderRecord.model_validate_json(item["record"]["S"])
+
+
 class DynamoDBOrderStore:
     """Order records in the orders table."""
 
@@ -53,7 +83,7 @@ class DynamoDBOrderStore:
         item = response.get("Item")
         if not item:
             return None
-        return OrderRecord.model_validate_json(item["record"]["S"])
+        return record_from_item(item)
 
     def find(self, ref: str) -> OrderRecord | None:
         record = self.get(ref)
@@ -152,7 +182,7 @@ class DynamoDBOrderStore:
         item: dict[str, Any] = {
             "pk": {"S": order_pk(record.order_id)},
             "version": {"N": str(record.version)},
-            "record": {"S": record.model_dump_json()},
+            **record_attribute(record),
             "external_ref": {"S": record.external_order_id},
             "status": {"S": record.status},
             "payment_status": {"S": record.payment.status},

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from storewire.adapters.dynamodb_channels import _listing
-from storewire.adapters.dynamodb_orders import DynamoDBOrderStore
+from storewire.adapters.dynamodb_orders import DynamoDBOrderStore, record_from_item
 from storewire.domain.channels import ChannelListing
 from storewire.domain.events import CanonicalEvent
 from storewire.domain.orders import OrderRecord
@@ -110,7 +110,7 @@ class DynamoDBReconcileOrders:
             ExpressionAttributeValues={":order": {"S": "ORDER#"}, ":pending": {"S": "pending"}},
             ConsistentRead=True,
         ):
-            yield OrderRecord.model_validate_json(item["record"]["S"])
+            yield record_from_item(item)
 
 
 class DynamoDBListingScan:

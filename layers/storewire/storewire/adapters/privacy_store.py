@@ -6,6 +6,10 @@ privacy service works on plain dicts and strings. A rewrite is a `PutItem` condi
 item's `version` when it has one (the order and CRM stores' optimistic lock), so a consumer
 that wrote meanwhile makes the rewrite fail and the request is retried. Objects are listed
 with their versions (the bucket is versioned): erasing one deletes every version.
+
+The order record is stored compressed (``record_z``, see `storewire.adapters.dynamodb_orders`):
+it is handed to the service unpacked, as the JSON string ``record``, so the search and the
+redaction see inside it, and packed again when rewritten.
 """
 
 from __future__ import annotations
@@ -15,6 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from storewire.adapters.dynamodb_orders import (
+    PACKED_RECORD,
+    pack_record_json,
+    unpack_record_json,
+)
 from storewire.errors import RetryableError
 
 if TYPE_CHECKING:
@@ -58,11 +67,19 @@ class AwsPrivacyStore:
             try:
                 for page in paginator.paginate(TableName=name, ConsistentRead=True):
                     for raw in page.get("Items", []):
-                        yield role, {k: self._deserializer.deserialize(v) for k, v in raw.items()}
+                        item = {k: self._deserializer.deserialize(v) for k, v in raw.items()}
+                        packed = item.pop(PACKED_RECORD, None)
+                        if packed is not None:
+                            item["record"] = unpack_record_json(bytes(packed))
+                        yield role, item
             except (ClientError, BotoCoreError) as error:
                 raise RetryableError(f"scan of the {role} table failed: {error}") from error
 
-    def _serialise(self, item: dict[str, Any]) -> dict[str, Any]:
+    def _serialise(self, table: str, item: dict[str, Any]) -> dict[str, Any]:
+        record = item.get("record")
+        if table == "orders" and isinstance(record, str):
+            item = {k: v for k, v in item.items() if k != "record"}
+            item[PACKED_RECORD] = pack_record_json(record)
         return {k: self._serializer.serialize(v) for k, v in item.items() if v is not None}
 
     def replace(self, table: str, item: dict[str, Any], before: dict[str, Any]) -> None:
@@ -75,7 +92,7 @@ class AwsPrivacyStore:
             }
         try:
             self._dynamodb.put_item(
-                TableName=self._tables[table], Item=self._serialise(item), **kwargs
+                TableName=self._tables[table], Item=self._serialise(table, item), **kwargs
             )
         except (ClientError, BotoCoreError) as error:
             raise RetryableError(f"rewrite in the {table} table failed: {error}") from error
