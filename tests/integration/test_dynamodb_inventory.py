@@ -182,6 +182,24 @@ def test_commit_and_release_of_a_line_exclude_each_other(store: DynamoDBStockSto
     assert [e.kind for e in store.order_state("o-1").entries] == ["commit", "reserve"]
 
 
+def test_a_commit_after_the_tombstone_is_refused_as_one_check(store: DynamoDBStockStore) -> None:
+    # Given an order with two reserved lines, then cancelled (the tombstone, nothing released)
+    store.set_on_hand("SKU-A", "default", 5, ref="count")
+    lines = [reserve_entry("1", "SKU-A", 1), reserve_entry("2", "SKU-A", 2)]
+    store.apply("o-1", MoveKind.RESERVE, lines)
+    store.mark("o-1", cancelled=True)
+
+    # When the payment's commit comes
+    commits = [e.model_copy(update={"kind": MoveKind.COMMIT}) for e in lines]
+    with pytest.raises(MoveRejected) as rejected:
+        store.apply("o-1", MoveKind.COMMIT, commits)
+
+    # Then nothing is committed: the release still finds both lines open
+    assert [r.kind for r in rejected.value.reasons] == ["cancelled"]
+    assert level(store, "SKU-A") == (5, 2)
+    assert [e.line_id for e in store.order_state("o-1").outstanding()] == ["1", "2"]
+
+
 def test_the_default_location_always_exists_and_others_can_be_added(
     store: DynamoDBStockStore,
 ) -> None:

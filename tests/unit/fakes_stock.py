@@ -24,8 +24,6 @@ from storewire.domain.inventory import (
     row_deltas,
 )
 
-_OPPOSITE = {MoveKind.COMMIT: MoveKind.RELEASE, MoveKind.RELEASE: MoveKind.COMMIT}
-
 
 class InMemoryStockStore:
     def __init__(self, default_location: str = DEFAULT_LOCATION) -> None:
@@ -72,12 +70,17 @@ class InMemoryStockStore:
         self.transactions += 1
         ledger = self.ledger.setdefault(order_id, {})
         reasons: list[RejectReason] = []
-        if kind is MoveKind.RESERVE and self.flags.get(order_id, {}).get("cancelled"):
+        if kind in (MoveKind.RESERVE, MoveKind.COMMIT) and self.flags.get(order_id, {}).get(
+            "cancelled"
+        ):
             reasons.append(RejectReason(kind="cancelled", subject=order_id))
         for entry in entries:
             if entry.sort_key in ledger:
                 reasons.append(RejectReason(kind="applied", subject=entry.line_id))
-            if kind in _OPPOSITE and ledger_sort_key(entry.line_id, _OPPOSITE[kind]) in ledger:
+            if (
+                kind is MoveKind.RELEASE
+                and ledger_sort_key(entry.line_id, MoveKind.COMMIT) in ledger
+            ):
                 reasons.append(RejectReason(kind="closed", subject=entry.line_id))
         deltas = row_deltas(entries, kind)
         for (sku, location), (_, d_available) in sorted(deltas.items()):

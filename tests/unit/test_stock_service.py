@@ -175,6 +175,49 @@ def test_stock_level_changed_carries_a_growing_version() -> None:
     assert availables == [4, 3]
 
 
+def test_a_commit_publishes_no_level_and_the_next_level_carries_its_on_hand() -> None:
+    # A commit leaves `available` as it was (what channels show): no StockLevelChanged for it
+    world = World(A=5)
+    world.handle(placed("1", [("L1", "A", 2)]))
+    world.handle(payment("1"))
+
+    assert [d["event_type"] for d in world.publisher.details()] == [
+        "StockReserved",
+        "StockLevelChanged",
+        "StockCommitted",
+    ]
+
+    # The next move's level has the committed on_hand, under a version past the commit's
+    world.handle(placed("2", [("L1", "A", 1)]))
+    first, second = world.publisher.details("StockLevelChanged")
+    assert (second["data"]["on_hand"], second["data"]["available"]) == (3, 2)
+    assert second["data"]["version"] > first["data"]["version"] + 1
+
+
+def test_a_cancel_landing_between_the_commit_read_and_its_transaction_wins() -> None:
+    # Given a reserved order whose cancel writes its tombstone just after the commit read state
+    world = World(A=5)
+    world.handle(placed("1", [("L1", "A", 2)]))
+    read = world.store.order_state
+
+    def state_then_cancel(order: str) -> Any:
+        state = read(order)
+        world.store.mark(order, cancelled=True)
+        return state
+
+    world.store.order_state = state_then_cancel  # type: ignore[method-assign]
+
+    # When the payment is confirmed
+    outcome = world.handle(payment("1"))
+    world.store.order_state = read  # type: ignore[method-assign]
+
+    # Then nothing is committed and the cancel releases the reservation
+    assert outcome == "cancelled"
+    assert world.store.ledger[order_id("1")].keys() == {"L1#reserve"}
+    assert world.handle(cancelled("1", [("L1", "A", 2)])) == "released"
+    assert (world.store.rows[("A", "default")].on_hand, world.available("A")) == (5, 5)
+
+
 def test_events_stock_does_not_handle_are_ignored() -> None:
     world = World(A=5)
 

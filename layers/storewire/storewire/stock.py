@@ -12,8 +12,9 @@ OrderCancelled, PaymentFailed          tombstone the order, release open reserva
 RefundIssued (lines with restock)      restock committed units -> StockRestocked
 =====================================  =========================================================
 
-After each move, `StockLevelChanged` per SKU touched carries the new quantities and a
-per-SKU version that only grows.
+After each move that changes `available` (all but a commit, which moves units out of
+on_hand and reserved together), `StockLevelChanged` per SKU touched carries the new
+quantities and a per-SKU version that only grows.
 
 Exactly once, in any order:
 
@@ -39,7 +40,9 @@ Exactly once, in any order:
 * A cancel (or failed payment) first writes a tombstone on the order's ledger, then releases
   what is reserved. Reservations are conditioned on the tombstone not existing, so a cancel
   that overtakes its OrderPlaced makes the late reservation reserve nothing.
-* Commit and release of one line each check that the other did not happen.
+* A commit checks the order's tombstone (one check for the whole order: a cancel writes it
+  before releasing anything); a release checks, line by line, that the line was not
+  committed. So a line is committed or released, never both.
 """
 
 from __future__ import annotations
@@ -277,17 +280,24 @@ def commit_order(event: CanonicalEvent, deps: StockDeps) -> StockResult:
     if not state.placed:
         raise PrerequisiteMissing(f"{order_id} has no completed reservation yet; retry later")
     state = _close(event, deps, state, MoveKind.COMMIT)
-    deps.store.mark(order_id, committed=True)
     committed = list(state.of_kind(MoveKind.COMMIT).values())
+    if state.cancelled and not committed:
+        logger.warning(
+            "payment confirmed for an order cancelled meanwhile", extra={"order_id": order_id}
+        )
+        return StockResult(outcome="cancelled", order_id=order_id)
+    deps.store.mark(order_id, committed=True)
     if not committed:
         return StockResult(outcome="nothing_reserved", order_id=order_id)
     lines = _move_lines(committed)
+    # No StockLevelChanged: a commit takes units out of on_hand and reserved together, so
+    # `available` (what channels show) is unchanged, and the next move's event carries the
+    # new on_hand under a higher version.
     events: list[CanonicalEvent] = [
         StockCommitted(
             **_envelope(event, stock_event_id(order_id, "StockCommitted")),
             data=StockMoveData(lines=tuple(lines)),
         ),
-        *level_events(event, {e.sku for e in committed}, deps),
     ]
     _stock_transition(deps, event, StockStatus.COMMITTED, lines, "stock committed")
     _publish(deps, events)
@@ -331,8 +341,14 @@ def release_order(event: CanonicalEvent, deps: StockDeps) -> StockResult:
 def _close(
     event: CanonicalEvent, deps: StockDeps, state: OrderStockState, kind: MoveKind
 ) -> OrderStockState:
-    """Commit or release the open reservations; the other move of a line wins if first."""
+    """Commit or release the open reservations; the other move of a line wins if first.
+
+    A commit is refused once the order's tombstone exists (a cancel writes it before releasing
+    anything): then nothing more is committed, and the state is returned as it is. A release
+    is refused, line by line, where the line was committed.
+    """
     order_id = state.order_id
+    per_entry_items, fixed_items = (1, 1) if kind is MoveKind.COMMIT else (2, 0)
     for attempt in range(deps.attempts):
         entries = [
             LedgerEntry(
@@ -347,10 +363,15 @@ def _close(
         ]
         try:
             for chunk in chunk_moves(
-                entries, per_entry_items=2, max_items=deps.max_transaction_items
+                entries,
+                per_entry_items=per_entry_items,
+                fixed_items=fixed_items,
+                max_items=deps.max_transaction_items,
             ):
                 deps.store.apply(order_id, kind, chunk)
         except MoveRejected as rejected:
+            if kind is MoveKind.COMMIT and rejected.has("cancelled"):
+                return deps.store.order_state(order_id)
             _backoff(deps, attempt, rejected)
             state = deps.store.order_state(order_id)
             continue

@@ -190,7 +190,9 @@ class DynamoDBStockStore:
         now = self._clock()
         items: list[TransactWriteItemTypeDef] = []
         reasons: list[RejectReason] = []
-        if kind is MoveKind.RESERVE:
+        if kind in (MoveKind.RESERVE, MoveKind.COMMIT):
+            # The order's tombstone: a cancel writes it before releasing anything, so one
+            # check stands for "no line of this order was released" (no check per line).
             items.append(
                 {
                     "ConditionCheck": {
@@ -206,15 +208,14 @@ class DynamoDBStockStore:
         for entry in entries:
             items.append(self._put_entry(order_id, entry, now))
             reasons.append(RejectReason(kind="applied", subject=entry.line_id))
-            opposite = {MoveKind.COMMIT: MoveKind.RELEASE, MoveKind.RELEASE: MoveKind.COMMIT}
-            if kind in opposite:
+            if kind is MoveKind.RELEASE:
                 items.append(
                     {
                         "ConditionCheck": {
                             "TableName": self._table,
                             "Key": {
                                 "pk": _s(ledger_partition(order_id)),
-                                "sk": _s(ledger_sort_key(entry.line_id, opposite[kind])),
+                                "sk": _s(ledger_sort_key(entry.line_id, MoveKind.COMMIT)),
                             },
                             "ConditionExpression": "attribute_not_exists(pk)",
                         }

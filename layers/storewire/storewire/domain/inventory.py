@@ -12,7 +12,7 @@ What each move does to a row (`q` the quantity):
 kind         stock row                             condition
 ===========  ====================================  ==================================
 reserve      available -= q                        available >= q, order not cancelled
-commit       on_hand -= q (shipped out)            the line's release does not exist
+commit       on_hand -= q (shipped out)            order not cancelled (no release yet)
 release      available += q                        the line's commit does not exist
 restock      on_hand += q, available += q          -
 set / count  on_hand = N, available += N - old     row version unchanged, available >= 0
