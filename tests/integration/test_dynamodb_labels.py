@@ -173,12 +173,13 @@ def test_given_steps_when_marked_then_each_is_kept_once(store: LabelStore) -> No
     claim(store, "a")
     store.record_purchase(ORDER_ID, purchase(), now=T0)
 
-    for step in ("order", "published", "order"):
-        store.mark_step(ORDER_ID, step, now=T0)  # type: ignore[arg-type]
+    store.mark_steps(ORDER_ID, ["order", "published", "order"], now=T0)
+    store.mark_steps(ORDER_ID, [], now=T0)
+    store.mark_steps(ORDER_ID, ["order", "fulfilment"], now=T0)
 
     record = store.get(ORDER_ID)
     assert record is not None
-    assert record.steps == {"order", "published"}
+    assert record.steps == {"order", "fulfilment", "published"}
 
 
 def test_given_snapshots_when_saved_then_only_newer_ones_replace(store: LabelStore) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import sys
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -100,6 +101,7 @@ class InMemoryLabelStore:
         self.records: dict[str, LabelRecord] = {}
         self.by_shipment: dict[str, str] = {}
         self.writes = 0
+        self.step_writes = 0
 
     def _put(self, record: LabelRecord) -> None:
         self.records[record.order_id] = record
@@ -207,9 +209,14 @@ class InMemoryLabelStore:
         self._put(current.model_copy(update={"tracking": state, "updated_at": now}))
         return True
 
-    def mark_step(self, order_id: str, step: LabelStep, *, now: datetime) -> None:
+    def mark_steps(self, order_id: str, steps: Collection[LabelStep], *, now: datetime) -> None:
+        if not steps:
+            return
+        self.step_writes += 1
         current = self.records.get(order_id) or LabelRecord(order_id=order_id)
-        self._put(current.model_copy(update={"steps": current.steps | {step}, "updated_at": now}))
+        self._put(
+            current.model_copy(update={"steps": current.steps | set(steps), "updated_at": now})
+        )
 
 
 # --------------------------------------------------------------------------- the carrier

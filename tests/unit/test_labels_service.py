@@ -100,6 +100,7 @@ def test_given_a_committed_order_when_handled_then_one_label_is_bought_and_annou
     assert record is not None
     assert record.status is LabelStatus.PURCHASED
     assert record.steps == {"order", "fulfilment", "published"}
+    assert world.store.step_writes == 1  # the three steps are marked with one write
 
 
 def test_given_a_label_when_bought_then_the_order_record_shipment_concern_has_it() -> None:

@@ -52,9 +52,10 @@ message at once (a redrive after fixing the cause tries again).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol
@@ -174,8 +175,8 @@ class LabelStore(Protocol):
         """Mark a permanent failure and release the lease (no-op once purchased)."""
         ...
 
-    def mark_step(self, order_id: str, step: LabelStep, *, now: datetime) -> None:
-        """Note that a step after the purchase is done."""
+    def mark_steps(self, order_id: str, steps: Collection[LabelStep], *, now: datetime) -> None:
+        """Note that steps after the purchase are done (one write for all of them)."""
         ...
 
     def find_by_shipment(self, shipment_id: str) -> LabelRecord | None:
@@ -433,49 +434,70 @@ def _fail(
 def _follow_up(
     event: CanonicalEvent, record: LabelRecord, deps: LabelDeps, *, action: Action
 ) -> LabelResult:
-    """The steps after the purchase, each once: order record, storefront, LabelCreated."""
+    """The steps after the purchase: order record, storefront, LabelCreated.
+
+    Each step is idempotent on its own (the order record applies an event id once, the
+    storefront push finds an existing fulfilment first, `LabelCreated` has a fixed id), so the
+    steps done are marked with one write at the end rather than one write each; when a step
+    fails, those done before it are marked on the way out. A crash in between only makes a
+    redelivery redo a step, to no effect: the marks spare those redos, they do not make them
+    safe.
+    """
     purchase = record.purchase
     assert purchase is not None
     order_id = record.order_id
     label_id = label_event_id(order_id)
-    if "order" not in record.steps and deps.orders is not None:
-        deps.orders.transition(
-            order_id,
-            "shipment",
-            ShipmentStatus.LABEL_CREATED,
-            event_id=label_id,
-            at=purchase.purchased_at,
-            details=purchase.concern_details(),
-            event_type="LabelCreated",
-            summary=f"label {purchase.carrier} {purchase.service} {purchase.tracking_number}",
-        )
-        deps.labels.mark_step(order_id, "order", now=deps.clock())
-    if "fulfilment" not in record.steps and deps.fulfilment is not None:
-        order = record.order
-        deps.fulfilment.push(
-            FulfilmentRequest(
-                order_id=order_id,
-                external_order_id=order.external_order_id
-                if order
-                else event.external_order_id or "",
-                shop=order.shop if order else event.shop,
-                channel=order.channel if order else event.channel,
-                carrier=purchase.carrier,
-                service=purchase.service,
-                tracking_number=purchase.tracking_number,
-                idempotency_key=label_id,
-            )
-        )
-        deps.labels.mark_step(order_id, "fulfilment", now=deps.clock())
+    done: list[LabelStep] = []
     published: tuple[str, ...] = ()
-    if "published" not in record.steps:
-        deps.publisher.publish([to_bus_entry(label_created(event, record))])
-        deps.labels.mark_step(order_id, "published", now=deps.clock())
-        published = (label_id,)
-        logger.info(
-            "LabelCreated published",
-            extra={"order_id": order_id, "event_id": label_id, "shipment_id": purchase.shipment_id},
-        )
+    try:
+        if "order" not in record.steps and deps.orders is not None:
+            deps.orders.transition(
+                order_id,
+                "shipment",
+                ShipmentStatus.LABEL_CREATED,
+                event_id=label_id,
+                at=purchase.purchased_at,
+                details=purchase.concern_details(),
+                event_type="LabelCreated",
+                summary=f"label {purchase.carrier} {purchase.service} {purchase.tracking_number}",
+            )
+            done.append("order")
+        if "fulfilment" not in record.steps and deps.fulfilment is not None:
+            order = record.order
+            deps.fulfilment.push(
+                FulfilmentRequest(
+                    order_id=order_id,
+                    external_order_id=order.external_order_id
+                    if order
+                    else event.external_order_id or "",
+                    shop=order.shop if order else event.shop,
+                    channel=order.channel if order else event.channel,
+                    carrier=purchase.carrier,
+                    service=purchase.service,
+                    tracking_number=purchase.tracking_number,
+                    idempotency_key=label_id,
+                )
+            )
+            done.append("fulfilment")
+        if "published" not in record.steps:
+            deps.publisher.publish([to_bus_entry(label_created(event, record))])
+            done.append("published")
+            published = (label_id,)
+            logger.info(
+                "LabelCreated published",
+                extra={
+                    "order_id": order_id,
+                    "event_id": label_id,
+                    "shipment_id": purchase.shipment_id,
+                },
+            )
+    except Exception:
+        if done:
+            with contextlib.suppress(Exception):  # the step's own error is the one to report
+                deps.labels.mark_steps(order_id, done, now=deps.clock())
+        raise
+    if done:
+        deps.labels.mark_steps(order_id, done, now=deps.clock())
     return LabelResult(action, order_id, purchase, published)
 
 

@@ -19,6 +19,7 @@ purchase recorded wins (a different one is refused, the stored one returned).
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -278,12 +279,14 @@ class DynamoDBLabelStore:
             return False
         return True
 
-    def mark_step(self, order_id: str, step: LabelStep, *, now: datetime) -> None:
+    def mark_steps(self, order_id: str, steps: Collection[LabelStep], *, now: datetime) -> None:
+        if not steps:
+            return
         self._update(
             order_id,
-            "ADD #steps :step SET #updated = :now",
+            "ADD #steps :steps SET #updated = :now",
             names={"#steps": "steps", "#updated": "updated_at"},
-            values={":step": {"SS": [step]}, ":now": {"S": now.isoformat()}},
+            values={":steps": {"SS": sorted(set(steps))}, ":now": {"S": now.isoformat()}},
         )
 
     # ------------------------------------------------------------------ internals
