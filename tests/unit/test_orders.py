@@ -55,6 +55,28 @@ def test_a_transition_applies_once_per_event_id() -> None:
     assert record.version == 2
 
 
+def test_a_repeat_that_changes_nothing_is_not_written_and_a_changed_one_is() -> None:
+    # The CRM confirms `synced` with the same contact and deal for every event of an order
+    store = InMemoryOrderStore()
+    store.record_placed(placed("1001", LINES))
+    oid = order_id("1001")
+    ids = {"contact_id": "c1", "deal_id": "d1"}
+    store.transition(oid, "crm", "synced", event_id="e1", at=T0, details=ids)
+    writes = store.writes
+
+    repeat = store.transition(oid, "crm", "synced", event_id="e2", at=T0, details=ids)
+    changed = store.transition(
+        oid, "crm", "synced", event_id="e3", at=T0, details={**ids, "deal_id": "d2"}
+    )
+
+    assert (repeat, changed) == (False, True)
+    assert store.writes == writes + 1
+    record = store.get(oid)
+    assert record is not None
+    assert record.crm.details == {"contact_id": "c1", "deal_id": "d2"}
+    assert [e.event_id for e in record.timeline][1:] == ["e1", "e3"]
+
+
 def test_a_confirmed_payment_is_final_except_for_a_refund() -> None:
     store = InMemoryOrderStore()
     store.record_placed(placed("1001", LINES))

@@ -300,16 +300,25 @@ def transition(
     event_type: str = "",
     summary: str | None = None,
 ) -> OrderRecord | None:
-    """`record` with `concern` moved to `to_status`; None if already applied or not allowed."""
+    """`record` with `concern` moved to `to_status`; None if already applied, not allowed, or
+    a repeat that would change nothing (same status, details already as given).
+
+    Repeats are not written: the CRM sync confirms `synced` with the same contact and deal for
+    every event of an order, and each write is a whole-record rewrite (billed per KB) that
+    would only add a timeline line saying nothing new.
+    """
     key = applied_key(concern, event_id)
     current = record.concern(concern)
     if key in record.applied or not can_transition(concern, current.status, to_status):
+        return None
+    merged = {**current.details, **(details or {})}
+    if to_status == current.status and merged == current.details:
         return None
     state = ConcernState(
         status=to_status,
         updated_at=at,
         event_id=event_id,
-        details={**current.details, **(details or {})},
+        details=merged,
     )
     entry = TimelineEntry(
         event_id=event_id,
