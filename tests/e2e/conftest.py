@@ -25,6 +25,19 @@ REAL_TEMPLATE = REPO_ROOT / "template.yaml"
 FIXTURE_TEMPLATE = Path(__file__).resolve().parent / "fixtures" / "template.yaml"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _moto_answers_verified() -> Iterator[None]:
+    """Every DynamoDB answer the emulator's fast path writes is also checked against moto's
+    own serialization, across the whole end-to-end suite (`moto_patches.VERIFY`)."""
+    from storewire_local.emulator import moto_patches
+
+    moto_patches.VERIFY = True
+    try:
+        yield
+    finally:
+        moto_patches.VERIFY = False
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if Path(str(item.fspath)).is_relative_to(Path(__file__).parent):

@@ -239,3 +239,95 @@ def test_queue_counts_stay_right_around_sends() -> None:
         )
         got = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
         assert got["ApproximateNumberOfMessages"] == "5"
+
+
+@pytest.fixture
+def verified_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(moto_patches, "VERIFY", True)
+
+
+@pytest.mark.usefixtures("verified_answers")
+def test_plain_dynamodb_answers_equal_moto_serializer_for_every_data_operation(
+    table: Any,
+) -> None:
+    # Every answer below is also serialized by moto's shape walk and compared (VERIFY)
+    every_type = {
+        "pk": {"S": "kinds"},
+        "sk": {"S": "all"},
+        "text": {"S": "é ✓"},
+        "number": {"N": "-12.50"},
+        "blob": {"B": b"\x00\x01zlib\xff"},
+        "strings": {"SS": ["a", "b"]},
+        "numbers": {"NS": ["1", "2.5"]},
+        "blobs": {"BS": [b"\x00", b"\x01"]},
+        "list": {"L": [{"S": "x"}, {"N": "1"}, {"M": {"deep": {"B": b"\x02"}}}]},
+        "map": {"M": {"flag": {"BOOL": True}, "nothing": {"NULL": True}}},
+    }
+    table.put_item(TableName=TABLE, Item=every_type, ReturnConsumedCapacity="TOTAL")
+    got = table.get_item(TableName=TABLE, Key=_key("kinds", "all"), ConsistentRead=True)
+    assert got["Item"]["blob"]["B"] == b"\x00\x01zlib\xff"
+    assert got["Item"]["list"]["L"][2]["M"]["deep"]["B"] == b"\x02"
+    assert "Item" not in table.get_item(TableName=TABLE, Key=_key("kinds", "missing"))
+    for sk in ("B", "C", "D"):
+        table.put_item(TableName=TABLE, Item=_item("stock", sk, 1))
+    first = table.query(
+        TableName=TABLE,
+        KeyConditionExpression="pk = :p",
+        ExpressionAttributeValues={":p": {"S": "stock"}},
+        Limit=2,
+        ScanIndexForward=False,
+        ReturnConsumedCapacity="TOTAL",
+    )
+    rest = table.query(
+        TableName=TABLE,
+        KeyConditionExpression="pk = :p",
+        ExpressionAttributeValues={":p": {"S": "stock"}},
+        ExclusiveStartKey=first["LastEvaluatedKey"],
+        ScanIndexForward=False,
+    )
+    assert [i["sk"]["S"] for i in first["Items"] + rest["Items"]] == ["D", "C", "B", "A"]
+    assert table.scan(TableName=TABLE, Select="COUNT")["Count"] == 5
+    for returned in ("ALL_NEW", "ALL_OLD", "UPDATED_NEW", "NONE"):
+        table.update_item(
+            TableName=TABLE,
+            Key=_key("stock", "A"),
+            UpdateExpression="SET units = units + :one",
+            ExpressionAttributeValues={":one": {"N": "1"}},
+            ReturnValues=returned,
+        )
+    old = table.delete_item(TableName=TABLE, Key=_key("stock", "D"), ReturnValues="ALL_OLD")
+    assert old["Attributes"]["sk"] == {"S": "D"}
+    table.batch_write_item(
+        RequestItems={
+            TABLE: [
+                {"PutRequest": {"Item": _item("stock", "E", 2)}},
+                {"DeleteRequest": {"Key": _key("stock", "C")}},
+            ]
+        }
+    )
+    batch = table.batch_get_item(
+        RequestItems={TABLE: {"Keys": [_key("stock", "E"), _key("kinds", "all")]}}
+    )
+    assert len(batch["Responses"][TABLE]) == 2
+    table.transact_write_items(TransactItems=[_take(1)], ReturnConsumedCapacity="TOTAL")
+    pair = table.transact_get_items(
+        TransactItems=[
+            {"Get": {"TableName": TABLE, "Key": _key("stock", "A")}},
+            {"Get": {"TableName": TABLE, "Key": _key("kinds", "all")}},
+        ]
+    )
+    assert pair["Responses"][1]["Item"]["blobs"]["BS"] == [b"\x00", b"\x01"]
+
+
+@pytest.mark.usefixtures("verified_answers")
+def test_refused_writes_still_answer_with_moto_errors(table: Any) -> None:
+    with pytest.raises(ClientError) as refused:
+        table.put_item(
+            TableName=TABLE,
+            Item=_item("stock", "A", 1),
+            ConditionExpression="attribute_not_exists(pk)",
+        )
+    assert refused.value.response["Error"]["Code"] == "ConditionalCheckFailedException"
+    with pytest.raises(ClientError) as cancelled:
+        table.transact_write_items(TransactItems=[_take(99)])
+    assert cancelled.value.response["Error"]["Code"] == "TransactionCanceledException"

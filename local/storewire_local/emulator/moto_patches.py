@@ -24,6 +24,13 @@ traffic or with the data held, none of them part of the behaviour we emulate:
   full computation, counting the queue's messages: the counts are skipped while it sends.
 - ``PutItem`` validation rebuilds the table's list of key names once per attribute of the
   item; it is built once per request.
+- Every DynamoDB answer is serialized by walking botocore's output shape member by member
+  (about a fifth of the emulator's process under the reliability suite's load). For the
+  data-plane operations the result is already in DynamoDB's wire form (attribute-value maps
+  with binaries as bytes), so it is written with ``json.dumps`` directly: binaries as base64,
+  ``None`` members and top-level keys outside the output shape left out, as the shape walk
+  does. `VERIFY` makes every such answer also
+  go through the shape walk and fail on any difference (the unit tests set it).
 
 ``apply()`` is idempotent and called when the emulator's moto server starts. It changes no
 answer, so code sharing the process (tests using ``mock_aws``) sees the same behaviour.
@@ -31,8 +38,10 @@ answer, so code sharing the process (tests using ``mock_aws``) sees the same beh
 
 from __future__ import annotations
 
+import base64
 import copy
 import functools
+import json
 import threading
 from typing import Any
 
@@ -52,6 +61,7 @@ def apply() -> None:
         _linear_sqs_attributes()
         _key_names_once_per_put()
         _sends_do_not_count_messages()
+        _plain_dynamodb_answers()
         _applied = True
 
 
@@ -251,3 +261,77 @@ def _sends_do_not_count_messages() -> None:
         return send
 
     SQSBackend.send_message = sends(SQSBackend.send_message)  # type: ignore[method-assign]
+
+
+# DynamoDB operations whose results hold only strings, numbers, booleans, bytes, lists and
+# maps in wire form (no timestamps, no enums): control-plane answers keep the shape walk.
+PLAIN_DYNAMODB_OPERATIONS = frozenset(
+    {
+        "GetItem",
+        "PutItem",
+        "UpdateItem",
+        "DeleteItem",
+        "Query",
+        "Scan",
+        "BatchGetItem",
+        "BatchWriteItem",
+        "TransactGetItems",
+        "TransactWriteItems",
+    }
+)
+VERIFY = False
+"""When true, every fast answer is compared with moto's own serialization (tests)."""
+
+
+class _NotPlain(Exception):
+    """A value the fast path does not write; moto's serializer takes the answer."""
+
+
+def _wire(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _wire(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [_wire(v) for v in value]
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    raise _NotPlain(type(value).__name__)
+
+
+def _plain_dynamodb_answers() -> None:
+    from moto.dynamodb.responses import DynamoResult
+
+    original = DynamoResult.execute_result
+
+    def execute_result(self: Any, context: Any) -> Any:
+        if context.operation_model.name not in PLAIN_DYNAMODB_OPERATIONS:
+            return original(self, context)
+        members = context.operation_model.output_shape.members
+        result = self.result
+        if not isinstance(result, dict):
+            return original(self, context)
+        try:
+            body = json.dumps(_wire({k: v for k, v in result.items() if k in members}))
+        except _NotPlain:
+            return original(self, context)
+        version = context.operation_model.service_model.metadata.get("jsonVersion", "1.0")
+        answer = (
+            context.operation_model.http.get("responseCode", 200),
+            {"Content-Type": f"application/x-amz-json-{version}"},
+            body,
+        )
+        if VERIFY:
+            status, headers, expected = original(self, context)
+            if (status, headers, json.loads(expected)) != (
+                answer[0],
+                answer[1],
+                json.loads(body),
+            ):
+                raise AssertionError(
+                    f"{context.operation_model.name}: fast answer {answer!r} differs from "
+                    f"moto's {(status, headers, expected)!r}"
+                )
+        return answer
+
+    DynamoResult.execute_result = execute_result  # type: ignore[method-assign]
