@@ -98,6 +98,9 @@ class Tally:
     empty_receives: int = 0
     errors: int = 0
     eventbridge_to_sqs: Counter[str] = field(default_factory=Counter)
+    writes_by_item: dict[tuple[str, str, str], list[float]] = field(
+        default_factory=lambda: defaultdict(lambda: [0.0, 0.0])
+    )
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def origin(self, environ: dict[str, Any]) -> str:
@@ -129,6 +132,12 @@ class Tally:
                 "empty_receives": self.empty_receives,
                 "counter_errors": self.errors,
                 "eventbridge_to_sqs": dict(self.eventbridge_to_sqs),
+                "writes_by_item": [
+                    {"origin": o, "table": t, "item": k, "writes": int(n), "wru": w}
+                    for (o, t, k), (n, w) in sorted(
+                        self.writes_by_item.items(), key=lambda kv: -kv[1][1]
+                    )
+                ],
             }
 
 
@@ -278,9 +287,30 @@ def _account(
         wru = 0.0
         for (table, key, factor), old in zip(targets, before, strict=True):
             size = max(old, item_size(key), sizer.stored(table, key))
-            wru += factor * chunks(size, 1024)
+            item_wru = factor * chunks(size, 1024)
+            wru += item_wru
+            with tally.lock:
+                tally.writes_by_item[(origin, _table_kind(table), _item_kind(key))][0] += 1
+                tally.writes_by_item[(origin, _table_kind(table), _item_kind(key))][1] += item_wru
         units["dynamodb_wru"] = wru
     tally.add(origin, service, operation, units)
+
+
+def _table_kind(table: str) -> str:
+    """The template's logical table, without the stack's prefix and suffix."""
+    return re.sub(r"^storewire-[a-z0-9]+-", "", table)
+
+
+def _item_kind(key: Any) -> str:
+    """What an item is, from its key: the partition key's prefix and the sort key's."""
+    parts = []
+    for name in ("pk", "sk"):
+        value = (key or {}).get(name, {})
+        text = str(value.get("S", "")) if isinstance(value, dict) else ""
+        parts.append(re.split(r"[#:]", text, maxsplit=1)[0] if text else "")
+    if not any(parts):
+        return ",".join(sorted((key or {}).keys()))
+    return "/".join(p for p in parts if p)
 
 
 def _units(
