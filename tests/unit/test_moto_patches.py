@@ -331,3 +331,39 @@ def test_refused_writes_still_answer_with_moto_errors(table: Any) -> None:
     with pytest.raises(ClientError) as cancelled:
         table.transact_write_items(TransactItems=[_take(99)])
     assert cancelled.value.response["Error"]["Code"] == "TransactionCanceledException"
+
+
+def test_a_reused_update_expression_applies_its_own_values_every_time(table: Any) -> None:
+    # The same expression text, parsed once, on two items with other values each time
+    expression = "SET units = units + :d, note = if_not_exists(note, :n) ADD seen :one REMOVE gone"
+    table.put_item(TableName=TABLE, Item={**_item("stock", "B", 1), "gone": {"S": "x"}})
+    for sk, delta, note in (("A", 2, "first"), ("B", 5, "second"), ("A", -1, "third")):
+        table.update_item(
+            TableName=TABLE,
+            Key=_key("stock", sk),
+            UpdateExpression=expression,
+            ExpressionAttributeValues={
+                ":d": {"N": str(delta)},
+                ":n": {"S": note},
+                ":one": {"N": "1"},
+            },
+        )
+
+    a = table.get_item(TableName=TABLE, Key=_key("stock", "A"))["Item"]
+    b = table.get_item(TableName=TABLE, Key=_key("stock", "B"))["Item"]
+    assert (a["units"], a["note"], a["seen"]) == ({"N": "6"}, {"S": "first"}, {"N": "2"})
+    assert (b["units"], b["note"], b["seen"]) == ({"N": "6"}, {"S": "second"}, {"N": "1"})
+    assert "gone" not in b
+
+
+def test_a_bad_update_expression_is_still_refused_every_time(table: Any) -> None:
+    for _ in range(2):
+        with pytest.raises(ClientError) as refused:
+            table.update_item(
+                TableName=TABLE,
+                Key=_key("stock", "A"),
+                UpdateExpression="SET units = units + :missing",
+                ExpressionAttributeValues={":d": {"N": "1"}},
+            )
+        assert refused.value.response["Error"]["Code"] == "ValidationException"
+    assert table.get_item(TableName=TABLE, Key=_key("stock", "A"))["Item"]["units"] == {"N": "5"}

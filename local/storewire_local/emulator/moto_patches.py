@@ -31,6 +31,12 @@ traffic or with the data held, none of them part of the behaviour we emulate:
   ``None`` members and top-level keys outside the output shape left out, as the shape walk
   does. `VERIFY` makes every such answer also
   go through the shape walk and fail on any difference (the unit tests set it).
+- Every ``UpdateItem`` parses its UpdateExpression twice (once to check the names and
+  values it uses, once to apply it), and the validator deep-copies the tree before
+  resolving it against the item. Our handlers use a few dozen distinct expressions, so the
+  parsed trees are kept per expression text (they are only read; the validator works on
+  its copy), and that copy is made from a pickle of the tree, several times cheaper than
+  ``deepcopy`` of the same object graph.
 
 ``apply()`` is idempotent and called when the emulator's moto server starts. It changes no
 answer, so code sharing the process (tests using ``mock_aws``) sees the same behaviour.
@@ -42,6 +48,7 @@ import base64
 import copy
 import functools
 import json
+import pickle
 import threading
 from typing import Any
 
@@ -62,6 +69,7 @@ def apply() -> None:
         _key_names_once_per_put()
         _sends_do_not_count_messages()
         _plain_dynamodb_answers()
+        _parsed_update_expressions_reused()
         _applied = True
 
 
@@ -335,3 +343,41 @@ def _plain_dynamodb_answers() -> None:
         return answer
 
     DynamoResult.execute_result = execute_result  # type: ignore[method-assign]
+
+
+MAX_CACHED_EXPRESSIONS = 4096
+"""Distinct UpdateExpressions kept parsed; past that, new ones are parsed every time."""
+
+
+def _parsed_update_expressions_reused() -> None:
+    from moto.dynamodb.parsing import expressions, validators
+
+    parse = expressions.UpdateExpressionParser.make.__func__  # type: ignore[attr-defined]
+    parsed: dict[str, Any] = {}
+    pickled: dict[int, bytes] = {}  # id of a kept tree -> its pickle (kept trees never die)
+    lock = threading.Lock()
+
+    def make(cls: Any, expression_str: str) -> Any:
+        tree = parsed.get(expression_str)
+        if tree is not None:
+            return tree
+        tree = parse(cls, expression_str)
+        with lock:
+            if expression_str not in parsed and len(parsed) < MAX_CACHED_EXPRESSIONS:
+                try:
+                    pickled[id(tree)] = pickle.dumps(tree, pickle.HIGHEST_PROTOCOL)
+                except (pickle.PicklingError, TypeError, AttributeError):
+                    return tree
+                parsed[expression_str] = tree
+        return parsed.get(expression_str, tree)
+
+    original_deepcopy = validators.deepcopy
+
+    def deepcopy(value: Any, memo: Any = None) -> Any:
+        blob = pickled.get(id(value))
+        if blob is not None and memo is None:
+            return pickle.loads(blob)  # noqa: S301 - pickled by this process, above
+        return original_deepcopy(value, memo)
+
+    expressions.UpdateExpressionParser.make = classmethod(make)  # type: ignore[assignment]
+    validators.deepcopy = deepcopy  # type: ignore[assignment]
