@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -367,3 +368,73 @@ def test_a_bad_update_expression_is_still_refused_every_time(table: Any) -> None
             )
         assert refused.value.response["Error"]["Code"] == "ValidationException"
     assert table.get_item(TableName=TABLE, Key=_key("stock", "A"))["Item"]["units"] == {"N": "5"}
+
+
+@pytest.mark.usefixtures("aws_env")
+def test_receive_and_delete_keep_sqs_semantics_in_a_deep_queue() -> None:
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        dlq = sqs.create_queue(QueueName="dlq")["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        url = sqs.create_queue(
+            QueueName="deep",
+            Attributes={
+                "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 2})
+            },
+        )["QueueUrl"]
+        for chunk in range(30):
+            sqs.send_message_batch(
+                QueueUrl=url,
+                Entries=[{"Id": str(i), "MessageBody": f"{chunk}-{i}"} for i in range(10)],
+            )
+
+        # Received messages are invisible; deleting them (batch, and twice) removes just them
+        first = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30)
+        handles = [m["ReceiptHandle"] for m in first["Messages"]]
+        entries = [{"Id": str(i), "ReceiptHandle": h} for i, h in enumerate(handles)]
+        deleted = sqs.delete_message_batch(QueueUrl=url, Entries=entries)
+        assert len(deleted["Successful"]) == 10
+        assert sqs.delete_message_batch(QueueUrl=url, Entries=entries)["Successful"]
+        counts = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        assert (
+            counts["ApproximateNumberOfMessages"],
+            counts["ApproximateNumberOfMessagesNotVisible"],
+        ) == ("290", "0")
+
+        # A handle no message ever had is refused, as SQS does
+        with pytest.raises(ClientError) as refused:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle="not-a-handle")
+        assert refused.value.response["Error"]["Code"] == "ReceiptHandleIsInvalid"
+
+        # An old handle of a message received again still deletes it (moto's rule)
+        again = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, VisibilityTimeout=0)
+        old = again["Messages"][0]
+        newer = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, VisibilityTimeout=30)
+        assert newer["Messages"][0]["MessageId"] == old["MessageId"]
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=old["ReceiptHandle"])
+        bodies = set()
+        while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
+            bodies |= {m["Body"] for m in batch}
+        assert len(bodies) == 289
+        assert old["Body"] not in bodies
+
+        # Past maxReceiveCount a message moves to the DLQ; its old handle then no longer
+        # deletes it from the source queue, the DLQ's own handle deletes it there
+        sqs.send_message(QueueUrl=url, MessageBody="poison")
+        handle = ""
+        for _ in range(2):
+            got = sqs.receive_message(QueueUrl=url, VisibilityTimeout=0)["Messages"][0]
+            assert got["Body"] == "poison"
+            handle = got["ReceiptHandle"]
+        assert sqs.receive_message(QueueUrl=url).get("Messages") is None
+        with pytest.raises(ClientError) as gone:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=handle)
+        assert gone.value.response["Error"]["Code"] == "ReceiptHandleIsInvalid"
+        (dead,) = sqs.receive_message(QueueUrl=dlq)["Messages"]
+        assert dead["Body"] == "poison"
+        sqs.delete_message(QueueUrl=dlq, ReceiptHandle=dead["ReceiptHandle"])
+        counts = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["All"])["Attributes"]
+        assert counts["ApproximateNumberOfMessagesNotVisible"] == "0"
+        assert counts["ApproximateNumberOfMessages"] == "0"

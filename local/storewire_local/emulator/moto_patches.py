@@ -37,6 +37,13 @@ traffic or with the data held, none of them part of the behaviour we emulate:
   parsed trees are kept per expression text (they are only read; the validator works on
   its copy), and that copy is made from a pickle of the tree, several times cheaper than
   ``deepcopy`` of the same object graph.
+- A queue with a backlog (a 10,000-order run keeps thousands of messages waiting) made every
+  ``ReceiveMessage`` read the clock twice per message to list the visible ones, and every
+  deleted message rebuild the queue's list after asking each message for all its receipt
+  handles: O(depth) Python work per call, so the emulator slowed as the backlog grew. The
+  clock is read once per listing, and a receipt handle finds its message through an index
+  (handles are unique); the list loses the one message. Anything the index cannot answer
+  goes to moto's own code.
 
 ``apply()`` is idempotent and called when the emulator's moto server starts. It changes no
 answer, so code sharing the process (tests using ``mock_aws``) sees the same behaviour.
@@ -70,6 +77,7 @@ def apply() -> None:
         _sends_do_not_count_messages()
         _plain_dynamodb_answers()
         _parsed_update_expressions_reused()
+        _sqs_receive_and_delete_without_rescans()
         _applied = True
 
 
@@ -381,3 +389,42 @@ def _parsed_update_expressions_reused() -> None:
 
     expressions.UpdateExpressionParser.make = classmethod(make)  # type: ignore[assignment]
     validators.deepcopy = deepcopy  # type: ignore[assignment]
+
+
+def _sqs_receive_and_delete_without_rescans() -> None:
+    import weakref
+
+    from moto.core.utils import unix_time_millis
+    from moto.sqs.models import Message, Queue
+
+    by_handle: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
+    original_mark_received = Message.mark_received
+    original_delete = Queue.delete_message
+
+    def mark_received(self: Any, visibility_timeout: int | None = None) -> None:
+        original_mark_received(self, visibility_timeout)
+        by_handle[self.receipt_handle] = self
+
+    def messages(self: Any) -> list[Any]:
+        now = unix_time_millis()
+        return [m for m in self._messages if now > m.visible_at and not now < m.delayed_until]
+
+    def delete_message(self: Any, receipt_handle: str) -> None:
+        if receipt_handle in self.deleted_messages:
+            return
+        message = by_handle.get(receipt_handle)
+        index = None
+        if message is not None:
+            with self._messages_lock:
+                index = next((i for i, m in enumerate(self._messages) if m is message), None)
+                if index is not None:
+                    del self._messages[index]
+        if index is None:  # unknown here (never received, moved to its DLQ): moto's answer
+            original_delete(self, receipt_handle)
+            return
+        self.pending_messages.discard(message)
+        self.deleted_messages.update(message.all_receipt_handles)
+
+    Message.mark_received = mark_received  # type: ignore[method-assign]
+    Queue.messages = property(messages)  # type: ignore[assignment,method-assign]
+    Queue.delete_message = delete_message  # type: ignore[method-assign]
