@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import random
+import time
 from collections import Counter
 
 import pytest
 from storewire_local.emulator.chaos import Chaos
+from storewire_local.reliability import runner
 from storewire_local.reliability.runner import FaultPlan, RunConfig, RunReport, explain, schedule
 from storewire_local.reliability.traffic import Delivery
 
@@ -156,3 +158,50 @@ def test_chaos_is_deterministic_for_a_seed() -> None:
 def test_chaos_refuses_rates_outside_zero_to_one(rate: float) -> None:
     with pytest.raises(ValueError, match="within"):
         Chaos().configure(redeliver_rate=rate)
+
+
+class _Runner:
+    def __init__(self) -> None:
+        self.invocations = 0
+
+
+class _Graph:
+    """A handle whose graph stays busy for `busy` waits, invoking a function each time if
+    `moving`; its queues are empty once it is idle."""
+
+    def __init__(self, busy: int, *, moving: bool) -> None:
+        self.busy = busy
+        self.moving = moving
+        self.runner = _Runner()
+        self.emu = type("Emu", (), {"runners": {"Fn": self.runner}})()
+
+    def wait_idle(self, timeout: float) -> None:
+        if self.busy > 0:
+            self.busy -= 1
+            if self.moving:
+                self.runner.invocations += 1
+            time.sleep(min(timeout, 0.02))
+            raise TimeoutError("not idle")
+
+
+def test_a_drain_outlasts_its_stall_timeout_while_the_graph_makes_progress(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(runner, "STALL_CHECK_SECONDS", 0.02)
+    monkeypatch.setattr(runner, "_queues_empty", lambda handle: True)
+    graph = _Graph(busy=20, moving=True)
+    started = time.monotonic()
+
+    runner._drain(graph, stall_timeout=0.1)
+
+    assert time.monotonic() - started > 0.1  # longer than the timeout, and no error
+    assert graph.busy == 0
+
+
+def test_a_drain_of_a_graph_that_makes_no_progress_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runner, "STALL_CHECK_SECONDS", 0.02)
+    monkeypatch.setattr(runner, "_queues_empty", lambda handle: True)
+    graph = _Graph(busy=1000, moving=False)
+
+    with pytest.raises(TimeoutError, match="no progress"):
+        runner._drain(graph, stall_timeout=0.1)
