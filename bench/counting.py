@@ -289,9 +289,10 @@ def _account(
             size = max(old, item_size(key), sizer.stored(table, key))
             item_wru = factor * chunks(size, 1024)
             wru += item_wru
+            kind = (origin, _table_kind(table), _item_kind(key))
             with tally.lock:
-                tally.writes_by_item[(origin, _table_kind(table), _item_kind(key))][0] += 1
-                tally.writes_by_item[(origin, _table_kind(table), _item_kind(key))][1] += item_wru
+                tally.writes_by_item[kind][0] += 1
+                tally.writes_by_item[kind][1] += item_wru
         units["dynamodb_wru"] = wru
     tally.add(origin, service, operation, units)
 

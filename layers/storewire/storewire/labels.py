@@ -176,7 +176,7 @@ class LabelStore(Protocol):
         ...
 
     def mark_steps(self, order_id: str, steps: Collection[LabelStep], *, now: datetime) -> None:
-        """Note that steps after the purchase are done (one write for all of them)."""
+        """Note that steps after the purchase are done (one write for all; none: no write)."""
         ...
 
     def find_by_shipment(self, shipment_id: str) -> LabelRecord | None:
@@ -492,12 +492,10 @@ def _follow_up(
                 },
             )
     except Exception:
-        if done:
-            with contextlib.suppress(Exception):  # the step's own error is the one to report
-                deps.labels.mark_steps(order_id, done, now=deps.clock())
+        with contextlib.suppress(Exception):  # the step's own error is the one to report
+            deps.labels.mark_steps(order_id, done, now=deps.clock())
         raise
-    if done:
-        deps.labels.mark_steps(order_id, done, now=deps.clock())
+    deps.labels.mark_steps(order_id, done, now=deps.clock())
     return LabelResult(action, order_id, purchase, published)
 
 

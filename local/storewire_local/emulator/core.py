@@ -582,12 +582,12 @@ class Emulator:
         """
         from moto.sqs.models import sqs_backends
 
-        if self.moto is None:
+        if self.moto is None or self.stack is None:
             return True
         queues = sqs_backends[ACCOUNT_ID][REGION].queues
         with self.moto.lock:
             for poller in self.pollers:
-                queue = queues.get(poller.source.queue_url.rstrip("/").rsplit("/", 1)[-1])
+                queue = queues.get(self.stack.physical_name(poller.source.queue_id))
                 if queue is not None and queue._messages:
                     return False
         return True

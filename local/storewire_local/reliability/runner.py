@@ -76,7 +76,7 @@ class RunConfig:
     senders: int = 16
     faults: FaultPlan = field(default_factory=FaultPlan)
     snapshot_seconds: float = 2.0
-    drain_timeout: float = 900.0  # without progress (see `_drain`), not in all
+    drain_timeout: float = 900.0  # seconds without a finished invocation (see `_drain`)
     max_workers: int = 2
 
 
