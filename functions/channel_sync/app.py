@@ -25,7 +25,6 @@ pass `deps`.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +35,7 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from storewire import consumers
 from storewire.batch import RetryLoggingBatchProcessor
 from storewire.channels import BatchPlan, ChannelDeps, ChannelResult, plan_batch, sync_level
 from storewire.config import ChannelSyncSettings
@@ -57,6 +57,8 @@ if TYPE_CHECKING:
 logger = Logger(service="channel_sync", logger_formatter=PiiMaskingFormatter())
 telemetry = ConsumerTelemetry("channel_sync", logger)
 install_root_masking()
+
+READ_EVENTS = consumers.by_type_and_version(EVENT_MODELS)
 
 DEADLINE_RESERVE_SECONDS = 3.0
 """Time kept back from the Lambda timeout for recording and reporting after outbound calls."""
@@ -148,21 +150,7 @@ def _default_deps() -> HandlerDeps:
 
 def parse_record(body: str, claim_checks: ClaimCheckStore | None) -> CanonicalEvent:
     """The canonical event in an SQS record's body, its claim-checked data loaded."""
-    try:
-        envelope = json.loads(body)
-        detail: dict[str, Any] = envelope["detail"] if "detail-type" in envelope else envelope
-        key = (str(detail.get("event_type")), int(detail.get("event_version") or 0))
-        model = EVENT_MODELS.get(key, CanonicalEvent)
-        claim = detail.get("claim_check")
-        if claim:
-            if claim_checks is None:
-                raise ConfigurationError("a claim-checked event, but no CLAIM_CHECK_BUCKET_NAME")
-            ref = CanonicalEvent.model_validate(detail).claim_check
-            assert ref is not None
-            detail = {**detail, "data": json.loads(claim_checks.load(ref)), "claim_check": None}
-        return model.model_validate(detail)
-    except (ValueError, KeyError, TypeError) as error:
-        raise MalformedPayload(f"not a canonical event: {str(error)[:300]}") from None
+    return consumers.parse_record(body, READ_EVENTS, claim_checks)
 
 
 @dataclass(frozen=True)
@@ -201,19 +189,17 @@ def process_record(record: SQSRecord, deps: HandlerDeps, batch: Batch) -> Channe
         telemetry.bind_event(event)
         result = sync_level(event, deps.channels)
     except (PermanentError, InvalidWebhook) as error:
-        logger.error(
-            "record failed permanently",
-            extra={"error_type": type(error).__name__, "reason": error.message},
-        )
         if deps.dead_letters is None:
             raise
-        deps.dead_letters.send(
+        consumers.dead_letter(
+            deps.dead_letters,
             record.body,
+            record.message_id,
             error_type=type(error).__name__,
             reason=error.message,
-            message_id=record.message_id,
+            logger=logger,
+            telemetry=telemetry,
         )
-        telemetry.dead_lettered()
         return None
     telemetry.processed(result.outcome)
     logger.info(

@@ -24,7 +24,6 @@ pass `deps`.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -37,6 +36,7 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pydantic import Field
+from storewire import consumers
 from storewire.batch import RetryLoggingBatchProcessor
 from storewire.config import EnvSettings
 from storewire.crm import (
@@ -67,6 +67,8 @@ if TYPE_CHECKING:
 logger = Logger(service="crm_sync", logger_formatter=PiiMaskingFormatter())
 telemetry = ConsumerTelemetry("crm_sync", logger)
 install_root_masking()
+
+READ_EVENTS = consumers.by_type_and_version(EVENT_MODELS)
 
 DEADLINE_RESERVE_SECONDS = 3.0
 """Time kept back from the Lambda timeout for the bookkeeping after the HubSpot calls."""
@@ -197,14 +199,7 @@ def parse_record(body: str) -> CanonicalEvent:
     Every routed type has a model in `EVENT_MODELS` (`LabelCreated` included); an unknown
     type or version is read as the bare envelope and ignored by `sync_batch`.
     """
-    try:
-        envelope = json.loads(body)
-        detail: dict[str, Any] = envelope["detail"] if "detail-type" in envelope else envelope
-        key = (str(detail.get("event_type")), int(detail.get("event_version") or 0))
-        model = EVENT_MODELS.get(key, CanonicalEvent)
-        return model.model_validate(detail)
-    except (ValueError, KeyError, TypeError) as error:
-        raise MalformedPayload(f"not a canonical event: {str(error)[:300]}") from None
+    return consumers.parse_record(body, READ_EVENTS)
 
 
 def sync_records(records: list[dict[str, Any]], deps: CrmDeps) -> dict[str, ItemResult]:
@@ -238,17 +233,15 @@ def replay(record: SQSRecord, result: ItemResult | None, deps: HandlerDeps) -> s
         logger.warning("record will be retried", extra={"error_type": result.error_type})
         raise result.error or RetryableError(result.reason)
     if result.outcome is Outcome.PERMANENT:
-        deps.dead_letters.send(
+        consumers.dead_letter(
+            deps.dead_letters,
             record.body,
+            record.message_id,
             error_type=result.error_type or "PermanentError",
             reason=result.reason,
-            message_id=record.message_id,
+            logger=logger,
+            telemetry=telemetry,
         )
-        logger.error(
-            "record sent to the DLQ",
-            extra={"outcome": "dead_lettered", "error_type": result.error_type},
-        )
-        telemetry.dead_lettered()
         return "dead_lettered"
     telemetry.processed(str(result.outcome))
     logger.info(

@@ -26,7 +26,6 @@ pass `deps`.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -38,11 +37,12 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pydantic import Field
+from storewire import consumers
 from storewire.batch import RetryLoggingBatchProcessor
 from storewire.config import EnvSettings
 from storewire.domain.events import EVENT_TYPES, Address, CanonicalEvent
 from storewire.domain.shipments import ParcelPolicy, RatePolicy
-from storewire.errors import ConfigurationError, InvalidWebhook, MalformedPayload, PermanentError
+from storewire.errors import ConfigurationError, InvalidWebhook, PermanentError
 from storewire.labels import LabelDeps, LabelPolicies, LabelResult, handle_label_event
 from storewire.observability import ConsumerTelemetry
 from storewire.pii import PiiMaskingFormatter, install_root_masking
@@ -181,27 +181,15 @@ def _default_deps() -> HandlerDeps:
     return _deps
 
 
-MODELS: dict[str, type[CanonicalEvent]] = dict(EVENT_TYPES)
-"""The model of each event type this queue carries (StockCommitted, the order events,
-ShipmentStatusChanged); anything else parses as the bare envelope and is ignored."""
+def read_by_type(event_type: str, version: int) -> type[CanonicalEvent]:
+    """The model of each event type this queue carries (StockCommitted, the order events,
+    ShipmentStatusChanged); anything else parses as the bare envelope and is ignored."""
+    return EVENT_TYPES.get(event_type, CanonicalEvent)
 
 
 def parse_record(body: str, claim_checks: ClaimCheckStore | None) -> CanonicalEvent:
     """The canonical event in an SQS record's body, its claim-checked data loaded."""
-    try:
-        envelope = json.loads(body)
-        detail: dict[str, Any] = envelope["detail"] if "detail-type" in envelope else envelope
-        model = MODELS.get(str(detail.get("event_type")), CanonicalEvent)
-        claim = detail.get("claim_check")
-        if claim:
-            if claim_checks is None:
-                raise ConfigurationError("a claim-checked event, but no CLAIM_CHECK_BUCKET_NAME")
-            ref = CanonicalEvent.model_validate(detail).claim_check
-            assert ref is not None
-            detail = {**detail, "data": json.loads(claim_checks.load(ref)), "claim_check": None}
-        return model.model_validate(detail)
-    except (ValueError, KeyError, TypeError) as error:
-        raise MalformedPayload(f"not a canonical event: {str(error)[:300]}") from None
+    return consumers.parse_record(body, read_by_type, claim_checks)
 
 
 def process_record(record: SQSRecord, deps: HandlerDeps) -> LabelResult | None:
@@ -212,19 +200,17 @@ def process_record(record: SQSRecord, deps: HandlerDeps) -> LabelResult | None:
         telemetry.bind_event(event)
         result = handle_label_event(event, deps.labels)
     except (PermanentError, InvalidWebhook) as error:
-        logger.error(
-            "record failed permanently",
-            extra={"error_type": type(error).__name__, "reason": error.message},
-        )
         if deps.dead_letters is None:
             raise
-        deps.dead_letters.send(
+        consumers.dead_letter(
+            deps.dead_letters,
             record.body,
+            record.message_id,
             error_type=type(error).__name__,
             reason=error.message,
-            message_id=record.message_id,
+            logger=logger,
+            telemetry=telemetry,
         )
-        telemetry.dead_lettered()
         return None
     telemetry.processed(result.action)
     logger.info(

@@ -21,7 +21,6 @@ The adapters are wired once per cold start; tests pass `deps`.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -32,13 +31,13 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from storewire import consumers
 from storewire.batch import RetryLoggingBatchProcessor
 from storewire.config import PaymentSettings
-from storewire.domain.events import CanonicalEvent, parse_event
+from storewire.domain.events import EVENT_MODELS, CanonicalEvent
 from storewire.errors import (
     ConfigurationError,
     InvalidWebhook,
-    MalformedPayload,
     PermanentError,
 )
 from storewire.observability import ConsumerTelemetry
@@ -53,6 +52,8 @@ logger = Logger(service="payment_confirmation", logger_formatter=PiiMaskingForma
 telemetry = ConsumerTelemetry("payment_confirmation", logger)
 install_root_masking()
 
+
+READ_KNOWN_EVENTS = consumers.by_type_and_version(EVENT_MODELS, unknown=None)
 
 DEADLINE_RESERVE_SECONDS = 3.0
 """Time kept back from the Lambda timeout for reporting the batch after outbound calls."""
@@ -156,13 +157,8 @@ def _default_deps() -> HandlerDeps:
 
 
 def parse_record(body: str) -> CanonicalEvent:
-    """The canonical event in an SQS record's body (an EventBridge event); else malformed."""
-    try:
-        envelope = json.loads(body)
-        detail = envelope["detail"] if "detail-type" in envelope else envelope
-        return parse_event(detail)
-    except (ValueError, KeyError, TypeError) as error:
-        raise MalformedPayload(f"not a canonical event: {str(error)[:300]}") from None
+    """The canonical event in an SQS record's body; an event type it does not know is malformed."""
+    return consumers.parse_record(body, READ_KNOWN_EVENTS)
 
 
 def process_record(record: SQSRecord, deps: HandlerDeps) -> PaymentResult | None:
@@ -173,17 +169,15 @@ def process_record(record: SQSRecord, deps: HandlerDeps) -> PaymentResult | None
         telemetry.bind_event(event)
         result = handle_payment_event(event, deps.payments)
     except (PermanentError, InvalidWebhook) as error:
-        deps.dead_letters.send(
+        consumers.dead_letter(
+            deps.dead_letters,
             record.body,
+            record.message_id,
             error_type=type(error).__name__,
             reason=error.message,
-            message_id=record.message_id,
+            logger=logger,
+            telemetry=telemetry,
         )
-        logger.error(
-            "record sent to the DLQ",
-            extra={"outcome": "dead_lettered", "error_type": type(error).__name__},
-        )
-        telemetry.dead_lettered()
         return None
     telemetry.bind_order(result.order_id)
     telemetry.processed("duplicate" if result.reason == "already published" else result.action)

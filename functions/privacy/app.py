@@ -15,7 +15,6 @@ nothing here logs an event, only ids and counts.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -27,6 +26,7 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pydantic import Field
+from storewire import consumers
 from storewire.batch import RetryLoggingBatchProcessor
 from storewire.config import EnvSettings
 from storewire.domain.events import EVENT_MODELS, CanonicalEvent
@@ -37,6 +37,8 @@ from storewire.privacy import PrivacyDeps, PrivacyResult, handle_privacy_event
 
 logger = Logger(service="privacy", logger_formatter=PiiMaskingFormatter())
 install_root_masking()
+
+READ_KNOWN_EVENTS = consumers.by_type_and_version(EVENT_MODELS, unknown=None)
 
 
 class PrivacySettings(EnvSettings):
@@ -128,17 +130,9 @@ def _default_deps() -> HandlerDeps:
 
 
 def parse_record(body: str) -> CanonicalEvent:
-    """The canonical event in an SQS record's body (an EventBridge event); else malformed."""
-    try:
-        envelope = json.loads(body)
-        detail: dict[str, Any] = envelope["detail"] if "detail-type" in envelope else envelope
-        key = (str(detail.get("event_type")), int(detail.get("event_version") or 0))
-        model = EVENT_MODELS.get(key)
-        if model is None:
-            raise MalformedPayload(f"not a privacy event: {key[0]} v{key[1]}")
-        return model.model_validate(detail)
-    except (ValueError, KeyError, TypeError) as error:
-        raise MalformedPayload(f"not a canonical event: {type(error).__name__}") from None
+    """The canonical event in an SQS record's body; an event type it does not know is malformed.
+    A refusal names only the error's type: these events carry the customer's email."""
+    return consumers.parse_record(body, READ_KNOWN_EVENTS, quote_errors=False)
 
 
 def process_record(record: SQSRecord, deps: HandlerDeps) -> PrivacyResult | None:
@@ -154,15 +148,13 @@ def process_record(record: SQSRecord, deps: HandlerDeps) -> PrivacyResult | None
     except (PermanentError, MalformedPayload) as error:
         if deps.dead_letters is None:
             raise
-        deps.dead_letters.send(
+        consumers.dead_letter(
+            deps.dead_letters,
             record.body,
+            record.message_id,
             error_type=type(error).__name__,
             reason=error.message,
-            message_id=record.message_id,
-        )
-        logger.error(
-            "record sent to the DLQ",
-            extra={"outcome": "dead_lettered", "error_type": type(error).__name__},
+            logger=logger,
         )
         return None
     logger.info(

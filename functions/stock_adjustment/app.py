@@ -21,7 +21,6 @@ The adapters are wired once per cold start (boto3 is imported only then); tests 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,10 +31,11 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from storewire import consumers
 from storewire.batch import RetryLoggingBatchProcessor
 from storewire.config import StockSettings
 from storewire.domain.events import EVENT_MODELS, CanonicalEvent
-from storewire.errors import ConfigurationError, MalformedPayload, PermanentError
+from storewire.errors import MalformedPayload, PermanentError
 from storewire.observability import ConsumerTelemetry
 from storewire.pii import PiiMaskingFormatter, install_root_masking
 from storewire.ports import ClaimCheckStore, DeadLetterSink
@@ -58,6 +58,8 @@ _deps: HandlerDeps | None = None
 ENVELOPE_ONLY = frozenset({"PaymentConfirmed", "PaymentFailed"})
 """Stock reads only the order id of these: their bodies belong to payment confirmation, and
 a change there must not stop stock from committing or releasing."""
+
+READ_EVENTS = consumers.by_type_and_version(EVENT_MODELS, envelope_only=ENVELOPE_ONLY)
 
 
 def _wire(settings: StockSettings) -> HandlerDeps:
@@ -102,23 +104,7 @@ def _default_deps() -> HandlerDeps:
 
 def parse_record(body: str, claim_checks: ClaimCheckStore | None) -> CanonicalEvent:
     """The canonical event in an SQS record's body, its claim-checked data loaded."""
-    try:
-        envelope = json.loads(body)
-        detail: dict[str, Any] = envelope["detail"] if "detail-type" in envelope else envelope
-        key = (str(detail.get("event_type")), int(detail.get("event_version") or 0))
-        model = EVENT_MODELS.get(key)
-        if model is None or detail.get("event_type") in ENVELOPE_ONLY:
-            model = CanonicalEvent
-        claim = detail.get("claim_check")
-        if claim:
-            if claim_checks is None:
-                raise ConfigurationError("a claim-checked event, but no CLAIM_CHECK_BUCKET_NAME")
-            ref = CanonicalEvent.model_validate(detail).claim_check
-            assert ref is not None
-            detail = {**detail, "data": json.loads(claim_checks.load(ref)), "claim_check": None}
-        return model.model_validate(detail)
-    except (ValueError, KeyError, TypeError) as error:
-        raise MalformedPayload(f"not a canonical event: {str(error)[:300]}") from None
+    return consumers.parse_record(body, READ_EVENTS, claim_checks)
 
 
 def process_record(record: SQSRecord, deps: HandlerDeps) -> StockResult | None:
@@ -129,19 +115,17 @@ def process_record(record: SQSRecord, deps: HandlerDeps) -> StockResult | None:
         telemetry.bind_event(event)
         result = handle_event(event, deps.stock)
     except (PermanentError, MalformedPayload) as error:
-        logger.error(
-            "record failed permanently",
-            extra={"error_type": type(error).__name__, "reason": error.message},
-        )
         if deps.dead_letters is None:
             raise
-        deps.dead_letters.send(
+        consumers.dead_letter(
+            deps.dead_letters,
             record.body,
+            record.message_id,
             error_type=type(error).__name__,
             reason=error.message,
-            message_id=record.message_id,
+            logger=logger,
+            telemetry=telemetry,
         )
-        telemetry.dead_lettered()
         return None
     telemetry.bind_order(result.order_id)
     telemetry.processed(result.outcome)

@@ -239,6 +239,23 @@ def test_the_handler_redacts_and_dead_letters_what_is_not_a_privacy_request() ->
     assert dead.sent[0]["error_type"] == "MalformedPayload"
 
 
+def test_a_misshapen_privacy_request_is_dead_lettered_without_quoting_it() -> None:
+    from crm_fakes import Context, DeadLetters, sqs_records
+
+    app = load_privacy_app()
+    dead = DeadLetters()
+    handler_deps = app.HandlerDeps(privacy=deps(MemoryStore(), crm=Crm()), dead_letters=dead)
+    misshapen = request(CustomerRedactionRequested).model_dump(mode="json")
+    misshapen["data"]["email"] = {"not": EMAIL}  # pydantic would quote the input it refused
+
+    response = app.lambda_handler(sqs_records(json.dumps(misshapen)), Context(), deps=handler_deps)
+
+    assert response == {"batchItemFailures": []}
+    assert [(d["error_type"], d["reason"]) for d in dead.sent] == [
+        ("MalformedPayload", "not a canonical event: ValidationError")
+    ]
+
+
 def test_the_settings_name_what_is_missing() -> None:
     import pytest
     from storewire.errors import ConfigurationError
