@@ -28,8 +28,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any
@@ -508,11 +508,24 @@ HANDLED_TOPICS: frozenset[str] = (
 """The topics that produce canonical events; every other topic is acknowledged and ignored."""
 
 
-def _validate[M: BaseModel](model: type[M], topic: str, payload: dict[str, Any]) -> M:
+def _validate[M: BaseModel](model: type[M], topic: str, payload: Mapping[str, Any] | bytes) -> M:
+    """The payload model of `payload`: a decoded dict, or the raw body, which pydantic parses
+    and validates in one pass (about a third of `json.loads` and a validation on this path)."""
     try:
+        if isinstance(payload, bytes):
+            return model.model_validate_json(payload)
         return model.model_validate(payload)
     except ValidationError as error:
         problems = error.errors(include_url=False, include_input=False)
+        if problems and not problems[0]["loc"]:
+            if problems[0]["type"] == "json_invalid":
+                raise MalformedPayload(
+                    f"{topic} body is not valid JSON", fields=["(body)"]
+                ) from None
+            if problems[0]["type"] == "model_type":
+                raise MalformedPayload(
+                    f"{topic} body must be a JSON object", fields=["(body)"]
+                ) from None
         fields = [".".join(str(p) for p in e["loc"]) or "(body)" for e in problems]
         details = "; ".join(f"{f}: {e['msg']}" for f, e in zip(fields, problems, strict=True))
         raise MalformedPayload(
@@ -523,13 +536,15 @@ def _validate[M: BaseModel](model: type[M], topic: str, payload: dict[str, Any])
 
 def normalise_payload(
     topic: str,
-    payload: dict[str, Any],
+    payload: Mapping[str, Any] | bytes,
     *,
     shop: str,
     delivery_id: str,
     occurred_at: datetime | None,
 ) -> tuple[CanonicalEvent, ...]:
-    """The canonical events of one handled Shopify topic (`MalformedPayload` if misshapen)."""
+    """The canonical events of one handled Shopify topic (`MalformedPayload` if misshapen):
+    from the webhook's raw body, or from a payload already decoded (the Admin API's, when
+    reconciling)."""
 
     def envelope(event_type: str, **fields: Any) -> dict[str, Any]:
         return {
@@ -633,16 +648,6 @@ def normalise_payload(
 # --------------------------------------------------------------------------- the adapter
 
 
-def _decode(body: bytes, topic: str) -> dict[str, Any]:
-    try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise MalformedPayload(f"{topic} body is not valid JSON", fields=["(body)"]) from None
-    if not isinstance(payload, dict):
-        raise MalformedPayload(f"{topic} body must be a JSON object", fields=["(body)"])
-    return payload
-
-
 def _required(headers: Headers, name: str) -> str:
     value = headers.get(name, "").strip()
     if not value:
@@ -673,11 +678,10 @@ class ShopifySource:
         delivery_id = _required(headers, WEBHOOK_ID_HEADER)
         if topic not in HANDLED_TOPICS:
             return Normalised(topic=topic, shop=shop, delivery_id=delivery_id, ignored=True)
-        payload = _decode(body, topic)
         triggered = headers.get(TRIGGERED_AT_HEADER)
         events = normalise_payload(
             topic,
-            payload,
+            body,
             shop=shop,
             delivery_id=delivery_id,
             occurred_at=parse_timestamp(triggered) if triggered else None,
