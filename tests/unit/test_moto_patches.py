@@ -438,3 +438,66 @@ def test_receive_and_delete_keep_sqs_semantics_in_a_deep_queue() -> None:
         counts = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["All"])["Attributes"]
         assert counts["ApproximateNumberOfMessagesNotVisible"] == "0"
         assert counts["ApproximateNumberOfMessages"] == "0"
+
+
+def test_a_reused_condition_is_judged_against_each_item_and_its_own_values(
+    table: Any,
+) -> None:
+    # The same condition text with the same and with other values, on items that differ
+    condition = "#u >= :q AND attribute_exists(pk)"
+    table.put_item(TableName=TABLE, Item=_item("stock", "B", 1))
+    outcomes = []
+    for sk, units in (("A", 3), ("B", 3), ("A", 3), ("A", 1), ("B", 1), ("B", 1)):
+        try:
+            table.update_item(
+                TableName=TABLE,
+                Key=_key("stock", sk),
+                UpdateExpression="SET #u = #u - :q",
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#u": "units"},
+                ExpressionAttributeValues={":q": {"N": str(units)}},
+            )
+            outcomes.append("taken")
+        except ClientError as error:
+            outcomes.append(error.response["Error"]["Code"])
+
+    assert outcomes == [
+        "taken",  # A: 5 -> 2
+        "ConditionalCheckFailedException",  # B has 1
+        "ConditionalCheckFailedException",  # A has 2 now: the same parse, another item state
+        "taken",  # A: 2 -> 1
+        "taken",  # B: 1 -> 0
+        "ConditionalCheckFailedException",  # B has 0
+    ]
+    assert _units(table) == 1
+
+
+def test_a_bad_condition_is_still_refused_every_time(table: Any) -> None:
+    def attempt(condition: str, names: dict[str, str], values: dict[str, Any]) -> str:
+        extra: dict[str, Any] = {}
+        if names:
+            extra["ExpressionAttributeNames"] = names
+        if values:
+            extra["ExpressionAttributeValues"] = values
+        try:
+            table.put_item(
+                TableName=TABLE, Item=_item("stock", "C", 1), ConditionExpression=condition, **extra
+            )
+        except ClientError as error:
+            return str(error.response["Error"]["Code"])
+        except (ValueError, KeyError) as error:  # moto raises these in-process for bad syntax
+            return type(error).__name__
+        return "written"
+
+    bad = [
+        ("attribute_not_exists(pk)", {"#never": "units"}, {}),  # a name it does not use
+        ("units > :q AND", {}, {":q": {"N": "1"}}),  # not an expression
+        ("#u > :q", {}, {":q": {"N": "1"}}),  # a name it does not define
+    ]
+    first = [attempt(*case) for case in bad]
+    again = [attempt(*case) for case in bad]
+
+    assert first == again
+    assert "written" not in first
+    assert first[0] == "ValidationException"
+    assert "Item" not in table.get_item(TableName=TABLE, Key=_key("stock", "C"))
