@@ -89,3 +89,36 @@ def test_the_filter_masks_stdlib_records() -> None:
     assert PHONE not in output
     assert "boom" in output
     assert "RuntimeError" in output
+
+
+def test_keys_objects_and_escaped_text_are_masked_in_the_line() -> None:
+    # The line is masked before it is serialised: keys too, objects by the text the log
+    # serialiser would write for them, and text JSON escapes (a phone after a newline).
+    class Contact:
+        def __str__(self) -> str:
+            return f"Contact({EMAIL})"
+
+    stream = io.StringIO()
+    logger = Logger(
+        service="pii_test_objects",
+        logger_formatter=PiiMaskingFormatter(),
+        logger_handler=logging.StreamHandler(stream),
+    )
+    logger.info(
+        "lookup",
+        extra={
+            "by_email": {EMAIL: 1},
+            "contact": Contact(),
+            "note_text": f"call back:\n{PHONE}",
+            "attempts": 3,
+            "ok": True,
+        },
+    )
+
+    output = stream.getvalue()
+    for secret in (EMAIL, "7946 0958"):
+        assert secret not in output
+    line = json.loads(output)
+    assert line["by_email"] == {MASK: 1}
+    assert line["contact"] == f"Contact({MASK})"
+    assert (line["attempts"], line["ok"]) == (3, True)

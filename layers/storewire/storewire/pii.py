@@ -81,27 +81,34 @@ def mask_text(text: str) -> str:
     return PHONE_PATTERN.sub(MASK, text)
 
 
+_JSON_SCALARS = (int, float, bool, type(None))
+
+
 def mask_value(value: Any, key: str | None = None) -> Any:
-    """`value` with personal data masked: by `key`, then recursively, then by pattern."""
+    """`value` with personal data masked: by `key`, then recursively (keys too), then by
+    pattern. What JSON cannot hold as it is (a datetime, a Decimal, an exception, a model)
+    becomes its masked `str()`, which is what the log serialiser would write for it."""
     if key is not None and key.lower() in PII_KEYS and value not in (None, "", [], {}):
         return MASK
     if isinstance(value, str):
         return mask_text(value)
+    if isinstance(value, _JSON_SCALARS):
+        return value
     if isinstance(value, Mapping):
-        return {k: mask_value(v, str(k)) for k, v in value.items()}
+        return {mask_text(str(k)): mask_value(v, str(k)) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
         return [mask_value(v) for v in value]
-    if isinstance(value, BaseException):
-        return mask_text(str(value))
-    return value
+    return mask_text(str(value))
 
 
 class PiiMaskingFormatter(LambdaPowertoolsFormatter):
-    """The Powertools JSON formatter, masking personal data in every line it writes."""
+    """The Powertools JSON formatter, masking personal data in every line it writes.
+
+    The whole log dict is masked before it is serialised, every key and every value, so
+    the serialised line needs no second pass."""
 
     def serialize(self, log: Any) -> str:
-        masked = mask_value(dict(log)) if isinstance(log, Mapping) else mask_value(log)
-        return mask_text(super().serialize(log=masked))
+        return super().serialize(log=mask_value(dict(log) if isinstance(log, Mapping) else log))
 
 
 class PiiMaskingFilter(logging.Filter):
