@@ -61,16 +61,28 @@ class Worker:
         self.ready = False
 
     def _read_protocol(self, stream: IO[bytes]) -> None:
-        for line in stream:
-            try:
-                self._responses.put(json.loads(line))
-            except ValueError:
-                self._log_sink(f"[protocol] unparseable line: {line[:200]!r}")
-        self._responses.put(_EOF)
+        try:
+            for line in stream:
+                try:
+                    self._responses.put(json.loads(line))
+                except ValueError:
+                    self._log_sink(f"[protocol] unparseable line: {line[:200]!r}")
+        except (OSError, ValueError):  # the pipe went with a killed worker
+            pass
+        finally:
+            self._responses.put(_EOF)
+            with contextlib.suppress(OSError):
+                stream.close()
 
     def _pump_logs(self, stream: IO[bytes]) -> None:
-        for line in stream:
-            self._log_sink(line.decode("utf-8", "replace").rstrip("\n"))
+        try:
+            for line in stream:
+                self._log_sink(line.decode("utf-8", "replace").rstrip("\n"))
+        except (OSError, ValueError):  # the pipe went with a killed worker
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                stream.close()
 
     @property
     def alive(self) -> bool:
@@ -114,7 +126,7 @@ class Worker:
             assert self.proc.stdin is not None
             self.proc.stdin.write(line.encode() + b"\n")
             self.proc.stdin.flush()
-        except (BrokenPipeError, OSError):
+        except (OSError, ValueError):  # ValueError: killed (stdin closed) before the write
             self.kill()
             return _died(self, "worker pipe closed")
         message = self._next(timeout + 1.0)
@@ -123,16 +135,16 @@ class Worker:
         return dict(message)
 
     def kill(self) -> None:
+        """Stop the process now. Its stdout and stderr are closed by their reader threads
+        when they reach the end the process's death gives them; closing them here, under a
+        reader, made the reader fail (seen in a 10,000-order run with workers killed)."""
         if self.proc.poll() is None:
             self.proc.kill()
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=5)
-        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
-            try:
-                if stream is not None:
-                    stream.close()
-            except OSError:
-                pass
+        if self.proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -230,8 +242,15 @@ class FunctionRunner:
                 self._cond.notify()
             raise
         with self._cond:
-            self._all[self._all.index(placeholder)] = worker  # type: ignore[arg-type]
-        return worker
+            if not self._closed and placeholder in self._all:
+                self._all[self._all.index(placeholder)] = worker  # type: ignore[arg-type]
+                return worker
+        # closed while it started (a restart racing the emulator's stop): it serves no one
+        worker.kill()
+        raise InvocationError(
+            self.spec.logical_id,
+            {"errorType": "Emulator.Stopped", "errorMessage": "emulator stopped"},
+        )
 
     def _release(self, worker: Worker) -> None:
         with self._cond:
