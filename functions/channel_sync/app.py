@@ -3,8 +3,8 @@
 Thin on purpose: the batch is parsed once, coalesced (`storewire.channels.plan_batch`: per
 SKU only the record with the newest level is pushed; the older ones are reported done, as
 superseded), and each remaining record is one idempotent unit of work
-(`storewire.channels.sync_level`). Powertools `BatchProcessor` reports partial batch
-failures, so one bad record never fails its batch.
+(`storewire.channels.sync_level`). `storewire.batch.process_sqs_batch` reports
+partial batch failures, so one bad record never fails its batch.
 
 What happens to a record, by the type of what it raised:
 
@@ -29,14 +29,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.logging import Logger
-from aws_lambda_powertools.utilities.batch import (
-    EventType,
-    process_partial_response,
-)
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from storewire import consumers
-from storewire.batch import RetryLoggingBatchProcessor
+from storewire.batch import PartialItemFailureResponse, SqsRecord, process_sqs_batch
 from storewire.channels import BatchPlan, ChannelDeps, ChannelResult, plan_batch, sync_level
 from storewire.config import ChannelSyncSettings
 from storewire.domain.events import EVENT_MODELS, CanonicalEvent
@@ -176,7 +170,7 @@ def prepare(event: dict[str, Any], claim_checks: ClaimCheckStore | None) -> Batc
     return Batch(events=events, plan=plan)
 
 
-def process_record(record: SQSRecord, deps: HandlerDeps, batch: Batch) -> ChannelResult | None:
+def process_record(record: SqsRecord, deps: HandlerDeps, batch: Batch) -> ChannelResult | None:
     """One record: pushed, superseded, failed (raised: SQS retries), or dead-lettered."""
     telemetry.begin_record(record.message_id)
     try:
@@ -224,14 +218,6 @@ def lambda_handler(
     if wired.deadline is not None and callable(remaining):
         wired.deadline.reset(max(0.0, remaining() / 1000 - DEADLINE_RESERVE_SECONDS))
     batch = prepare(event, wired.claim_checks)
-    processor = RetryLoggingBatchProcessor(
-        logger, event_type=EventType.SQS, raise_on_entire_batch_failure=False
-    )
     return telemetry.finish_batch(
-        process_partial_response(
-            event=event,
-            record_handler=lambda record: process_record(record, wired, batch),
-            processor=processor,
-            context=context,
-        )
+        process_sqs_batch(event, lambda record: process_record(record, wired, batch), logger)
     )

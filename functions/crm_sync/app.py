@@ -1,6 +1,6 @@
 """CRM sync consumer: SQS (from the bus) -> one HubSpot contact upsert per batch.
 
-Thin on purpose. Powertools `BatchProcessor` decides the partial batch response, exactly as
+Thin on purpose. `storewire.batch.process_sqs_batch` decides the partial batch response, as
 in the other consumers, but the work is done once for the whole batch first, because the
 batch is what HubSpot is called with (coalesced: one input per contact, one call):
 
@@ -8,7 +8,7 @@ batch is what HubSpot is called with (coalesced: one input per contact, one call
    that does not parse is a permanent failure of its own;
 2. `storewire.crm.sync_batch` runs once over the parsed events and answers a result per
    SQS message id;
-3. `BatchProcessor` then walks the records with a record handler that only *replays* each
+3. `process_sqs_batch` then walks the records with a record handler that only *replays* each
    record's result: done -> nothing; retryable (HubSpot 429/5xx after the retries that fit in
    the Lambda's remaining time, an order not seen yet, a contact that changed meanwhile) ->
    raise, so the record is a batch item failure and SQS redelivers it; permanent (an email
@@ -29,15 +29,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from aws_lambda_powertools.logging import Logger
-from aws_lambda_powertools.utilities.batch import (
-    EventType,
-    process_partial_response,
-)
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pydantic import Field
 from storewire import consumers
-from storewire.batch import RetryLoggingBatchProcessor
+from storewire.batch import PartialItemFailureResponse, SqsRecord, process_sqs_batch
 from storewire.config import EnvSettings
 from storewire.crm import (
     CrmDeps,
@@ -207,7 +201,7 @@ def sync_records(records: list[dict[str, Any]], deps: CrmDeps) -> dict[str, Item
     results: dict[str, ItemResult] = {}
     events: dict[str, CanonicalEvent] = {}
     for raw in records:
-        record = SQSRecord(raw)
+        record = SqsRecord(raw)
         try:
             events[record.message_id] = parse_record(record.body)
         except MalformedPayload as error:
@@ -223,7 +217,7 @@ def sync_records(records: list[dict[str, Any]], deps: CrmDeps) -> dict[str, Item
     return results
 
 
-def replay(record: SQSRecord, result: ItemResult | None, deps: HandlerDeps) -> str:
+def replay(record: SqsRecord, result: ItemResult | None, deps: HandlerDeps) -> str:
     """One record's part of the partial batch response, from its precomputed result."""
     telemetry.begin_record(record.message_id)
     telemetry.bind_body(record.body)
@@ -261,14 +255,8 @@ def lambda_handler(
     if wired.deadline is not None and callable(remaining):
         wired.deadline.reset(max(0.0, remaining() / 1000 - DEADLINE_RESERVE_SECONDS))
     results = sync_records(list(event.get("Records") or []), wired.crm)
-    processor = RetryLoggingBatchProcessor(
-        logger, event_type=EventType.SQS, raise_on_entire_batch_failure=False
-    )
     return telemetry.finish_batch(
-        process_partial_response(
-            event=event,
-            record_handler=lambda record: replay(record, results.get(record.message_id), wired),
-            processor=processor,
-            context=context,
+        process_sqs_batch(
+            event, lambda record: replay(record, results.get(record.message_id), wired), logger
         )
     )

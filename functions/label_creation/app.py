@@ -2,8 +2,9 @@
 
 Thin on purpose: each SQS record's body is the EventBridge event; its `detail` is parsed
 into the canonical event (claim-checked data is loaded from S3 first) and handed to
-`storewire.labels.handle_label_event`, one idempotent unit of work per record. Powertools
-`BatchProcessor` reports partial batch failures, so one bad record never fails its batch.
+`storewire.labels.handle_label_event`, one idempotent unit of work per record.
+`storewire.batch.process_sqs_batch` reports partial batch failures, so one bad record never
+fails its batch.
 
 What happens to a record, by the type of what it raised:
 
@@ -30,15 +31,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from aws_lambda_powertools.logging import Logger
-from aws_lambda_powertools.utilities.batch import (
-    EventType,
-    process_partial_response,
-)
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pydantic import Field
 from storewire import consumers
-from storewire.batch import RetryLoggingBatchProcessor
+from storewire.batch import PartialItemFailureResponse, SqsRecord, process_sqs_batch
 from storewire.config import EnvSettings
 from storewire.domain.events import EVENT_TYPES, Address, CanonicalEvent
 from storewire.domain.shipments import ParcelPolicy, RatePolicy
@@ -192,7 +187,7 @@ def parse_record(body: str, claim_checks: ClaimCheckStore | None) -> CanonicalEv
     return consumers.parse_record(body, read_by_type, claim_checks)
 
 
-def process_record(record: SQSRecord, deps: HandlerDeps) -> LabelResult | None:
+def process_record(record: SqsRecord, deps: HandlerDeps) -> LabelResult | None:
     """One record: handled, failed (raised: SQS retries), or dead-lettered at once."""
     telemetry.begin_record(record.message_id)
     try:
@@ -229,14 +224,6 @@ def lambda_handler(
     remaining = getattr(context, "get_remaining_time_in_millis", None)
     if wired.deadline is not None and callable(remaining):
         wired.deadline.reset(max(0.0, remaining() / 1000 - DEADLINE_RESERVE_SECONDS))
-    processor = RetryLoggingBatchProcessor(
-        logger, event_type=EventType.SQS, raise_on_entire_batch_failure=False
-    )
     return telemetry.finish_batch(
-        process_partial_response(
-            event=event,
-            record_handler=lambda record: process_record(record, wired),
-            processor=processor,
-            context=context,
-        )
+        process_sqs_batch(event, lambda record: process_record(record, wired), logger)
     )

@@ -1,8 +1,9 @@
 """Payment confirmation consumer: SQS (from the bus) -> verify with the gateway -> outcome.
 
 Thin on purpose: each SQS record's body is the EventBridge event; its `detail` is parsed
-into the canonical event and handed to `storewire.payments.handle_payment_event`. Powertools
-`BatchProcessor` reports partial batch failures, so one bad record never fails its batch.
+into the canonical event and handed to `storewire.payments.handle_payment_event`.
+`storewire.batch.process_sqs_batch` reports partial batch failures, so one bad record never
+fails its batch.
 
 What happens to a record, by the type of what it raised:
 
@@ -25,14 +26,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.logging import Logger
-from aws_lambda_powertools.utilities.batch import (
-    EventType,
-    process_partial_response,
-)
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from storewire import consumers
-from storewire.batch import RetryLoggingBatchProcessor
+from storewire.batch import PartialItemFailureResponse, SqsRecord, process_sqs_batch
 from storewire.config import PaymentSettings
 from storewire.domain.events import EVENT_MODELS, CanonicalEvent
 from storewire.errors import (
@@ -161,7 +156,7 @@ def parse_record(body: str) -> CanonicalEvent:
     return consumers.parse_record(body, READ_KNOWN_EVENTS)
 
 
-def process_record(record: SQSRecord, deps: HandlerDeps) -> PaymentResult | None:
+def process_record(record: SqsRecord, deps: HandlerDeps) -> PaymentResult | None:
     """One record: handled, failed (raised: SQS retries), or dead-lettered at once."""
     telemetry.begin_record(record.message_id)
     try:
@@ -201,16 +196,6 @@ def lambda_handler(
     remaining = getattr(context, "get_remaining_time_in_millis", None)
     if wired.deadline is not None and callable(remaining):
         wired.deadline.reset(max(0.0, remaining() / 1000 - DEADLINE_RESERVE_SECONDS))
-    # A batch where every record failed is reported like any other (no exception): SQS
-    # redelivers exactly the failed records either way.
-    processor = RetryLoggingBatchProcessor(
-        logger, event_type=EventType.SQS, raise_on_entire_batch_failure=False
-    )
     return telemetry.finish_batch(
-        process_partial_response(
-            event=event,
-            record_handler=lambda record: process_record(record, wired),
-            processor=processor,
-            context=context,
-        )
+        process_sqs_batch(event, lambda record: process_record(record, wired), logger)
     )

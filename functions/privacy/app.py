@@ -1,11 +1,12 @@
 """Privacy consumer: Shopify's compliance requests carried out over every table and object.
 
 SQS (from the bus: `CustomerDataRequested`, `CustomerRedactionRequested`,
-`ShopRedactionRequested`) -> `storewire.privacy`, one record at a time with Powertools
-`BatchProcessor`. A retryable failure (a table, the bucket or HubSpot unavailable; an item
-that changed while it was being erased) fails the record and SQS redelivers it: every step is
-idempotent, so a redelivery finishes the work and does nothing twice. A record that cannot be
-a privacy request (malformed) is dead-lettered at once with its reason.
+`ShopRedactionRequested`) -> `storewire.privacy`, one record at a time with
+`storewire.batch.process_sqs_batch`. A retryable failure (a table, the bucket or HubSpot
+unavailable; an item that changed while it was being erased) fails the record and SQS
+redelivers it: every step is idempotent, so a redelivery finishes the work and does nothing
+twice. A record that cannot be a privacy request (malformed) is dead-lettered at once with its
+reason.
 
 Its own function rather than a step of CRM sync: it reads and writes every table of the
 stack and the whole claim-check bucket, permissions no other consumer should hold, and a
@@ -19,15 +20,9 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from aws_lambda_powertools.logging import Logger
-from aws_lambda_powertools.utilities.batch import (
-    EventType,
-    process_partial_response,
-)
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pydantic import Field
 from storewire import consumers
-from storewire.batch import RetryLoggingBatchProcessor
+from storewire.batch import PartialItemFailureResponse, SqsRecord, process_sqs_batch
 from storewire.config import EnvSettings
 from storewire.domain.events import EVENT_MODELS, CanonicalEvent
 from storewire.errors import ConfigurationError, MalformedPayload, PermanentError
@@ -135,7 +130,7 @@ def parse_record(body: str) -> CanonicalEvent:
     return consumers.parse_record(body, READ_KNOWN_EVENTS, quote_errors=False)
 
 
-def process_record(record: SQSRecord, deps: HandlerDeps) -> PrivacyResult | None:
+def process_record(record: SqsRecord, deps: HandlerDeps) -> PrivacyResult | None:
     """One record: done, failed (raised: SQS retries), or dead-lettered at once."""
     logger.remove_keys(["event_id", "event_type", "customer_id"])
     logger.append_keys(message_id=record.message_id)
@@ -176,12 +171,4 @@ def lambda_handler(
     """Process one SQS batch of privacy requests, reporting partial batch failures."""
     logger.clear_state()
     wired = deps or _default_deps()
-    processor = RetryLoggingBatchProcessor(
-        logger, event_type=EventType.SQS, raise_on_entire_batch_failure=False
-    )
-    return process_partial_response(
-        event=event,
-        record_handler=lambda record: process_record(record, wired),
-        processor=processor,
-        context=context,
-    )
+    return process_sqs_batch(event, lambda record: process_record(record, wired), logger)

@@ -2,8 +2,9 @@
 
 Thin on purpose: each SQS record's body is the EventBridge event; its `detail` is parsed
 into the canonical event (claim-checked data is loaded from S3 first) and handed to
-`storewire.stock.handle_event`, one idempotent unit of work per record. Powertools
-`BatchProcessor` reports partial batch failures, so one bad record never fails its batch.
+`storewire.stock.handle_event`, one idempotent unit of work per record.
+`storewire.batch.process_sqs_batch` reports partial batch failures, so one bad record never
+fails its batch.
 
 What happens to a record, by the type of what it raised:
 
@@ -25,14 +26,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools.logging import Logger
-from aws_lambda_powertools.utilities.batch import (
-    EventType,
-    process_partial_response,
-)
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from storewire import consumers
-from storewire.batch import RetryLoggingBatchProcessor
+from storewire.batch import PartialItemFailureResponse, SqsRecord, process_sqs_batch
 from storewire.config import StockSettings
 from storewire.domain.events import EVENT_MODELS, CanonicalEvent
 from storewire.errors import MalformedPayload, PermanentError
@@ -107,7 +102,7 @@ def parse_record(body: str, claim_checks: ClaimCheckStore | None) -> CanonicalEv
     return consumers.parse_record(body, READ_EVENTS, claim_checks)
 
 
-def process_record(record: SQSRecord, deps: HandlerDeps) -> StockResult | None:
+def process_record(record: SqsRecord, deps: HandlerDeps) -> StockResult | None:
     """One record: handled, failed (raised: SQS retries), or dead-lettered at once."""
     telemetry.begin_record(record.message_id)
     try:
@@ -146,12 +141,6 @@ def lambda_handler(
     """Process one SQS batch with partial batch responses."""
     logger.clear_state()
     wired = deps or _default_deps()
-    processor = RetryLoggingBatchProcessor(logger, event_type=EventType.SQS)
     return telemetry.finish_batch(
-        process_partial_response(
-            event=event,
-            record_handler=lambda record: process_record(record, wired),
-            processor=processor,
-            context=context,
-        )
+        process_sqs_batch(event, lambda record: process_record(record, wired), logger)
     )

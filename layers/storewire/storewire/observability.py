@@ -13,7 +13,7 @@ One `ConsumerTelemetry` per consumer module (module level, like its `Logger`)::
 
     def lambda_handler(event, context, deps=None):
         ...
-        return telemetry.finish_batch(process_partial_response(...))  # retried, then flush
+        return telemetry.finish_batch(process_sqs_batch(...))  # retried, then flush
 
 Metrics (namespace `Storewire`, dimension `service` = the consumer), see docs/observability.md:
 `RecordsProcessed`, `DuplicateRecords`, `RecordsRetried`, `RecordsDeadLettered` (Count) and
