@@ -101,6 +101,14 @@ def test_a_redrive_policy_dead_letter_is_explained_by_its_logged_reason() -> Non
     lease = {"origin": "redrive", "logged_error_type": "LabelInProgress", "logged_reason": "x"}
     assert explain(lease, Counter({"worker_killed": 1}))
     assert not explain(lease, Counter({"reordered": 1}))
+    in_doubt = {
+        "origin": "redrive",
+        "logged_error_type": "CrmPushInDoubt",
+        "logged_reason": "a contact push attempt failed in transit; push again",
+    }
+    assert explain(in_doubt, Counter({"third_party_timeout": 1}))
+    assert explain(in_doubt, Counter({"third_party_dropped": 1}))
+    assert not explain(in_doubt, Counter({"third_party_5xx": 4, "worker_killed": 2}))
     silent = {"origin": "redrive", "error": "retries exhausted"}
     assert explain(silent, Counter({"worker_killed": 1})), "a killed worker logs nothing"
     assert not explain(silent, Counter({"reordered": 5}))

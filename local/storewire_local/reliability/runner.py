@@ -442,6 +442,10 @@ TOO_EARLY = ("PrerequisiteMissing", "OrderNotFound", "CrmOrderUnknown")
 # A lease another attempt holds: that attempt died (killed) or waits on a slow vendor.
 LEASE_HELD = ("LabelInProgress",)
 LEASE_FAULTS = ("worker_killed", "third_party_timeout", "third_party_dropped")
+# A CRM push whose attempt got no answer (a timeout, a dropped connection) may still land
+# later, so it is pushed again rather than confirmed (storewire.crm, "in doubt").
+IN_DOUBT = ("CrmPushInDoubt",)
+TRANSIT_FAULTS = ("third_party_timeout", "third_party_dropped")
 
 
 def explain(letter: dict[str, Any], faults: Counter[str]) -> bool:
@@ -464,6 +468,8 @@ def explain(letter: dict[str, Any], faults: Counter[str]) -> bool:
             return any(faults.get(kind) for kind in ORDERING_FAULTS)
         if logged in LEASE_HELD:
             return any(faults.get(kind) for kind in LEASE_FAULTS)
+        if logged in IN_DOUBT:
+            return any(faults.get(kind) for kind in TRANSIT_FAULTS)
         reason = str(letter.get("logged_reason") or "")
         if _names_injected_vendor_fault(reason, faults):
             return True
