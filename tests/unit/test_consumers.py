@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pytest
+from crm_fakes import DeadLetters
 from ingest_fakes import InMemoryClaimCheckStore
 from stock_samples import payment, placed
 from storewire import consumers
@@ -103,17 +104,9 @@ def test_a_refusal_can_name_only_the_error_type() -> None:
     assert unquoted.value.message == "not a canonical event: ValidationError"
 
 
-class DeadLetters:
-    def __init__(self, fail: bool = False) -> None:
-        self.sent: list[dict[str, str]] = []
-        self.fail = fail
-
+class FailingDeadLetters:
     def send(self, body: str, *, error_type: str, reason: str, message_id: str) -> None:
-        if self.fail:
-            raise ConnectionError("SQS is down")
-        self.sent.append(
-            {"body": body, "error_type": error_type, "reason": reason, "message_id": message_id}
-        )
+        raise ConnectionError("SQS is down")
 
 
 class Telemetry:
@@ -171,7 +164,7 @@ def test_a_failed_dead_letter_send_raises_and_counts_nothing() -> None:
 
     with pytest.raises(ConnectionError):
         consumers.dead_letter(
-            DeadLetters(fail=True),
+            FailingDeadLetters(),
             "{}",
             "m-1",
             error_type="PermanentError",

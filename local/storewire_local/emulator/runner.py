@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -62,27 +62,17 @@ class Worker:
 
     def _read_protocol(self, stream: IO[bytes]) -> None:
         try:
-            for line in stream:
+            for line in _lines(stream):
                 try:
                     self._responses.put(json.loads(line))
                 except ValueError:
                     self._log_sink(f"[protocol] unparseable line: {line[:200]!r}")
-        except (OSError, ValueError):  # the pipe went with a killed worker
-            pass
         finally:
             self._responses.put(_EOF)
-            with contextlib.suppress(OSError):
-                stream.close()
 
     def _pump_logs(self, stream: IO[bytes]) -> None:
-        try:
-            for line in stream:
-                self._log_sink(line.decode("utf-8", "replace").rstrip("\n"))
-        except (OSError, ValueError):  # the pipe went with a killed worker
-            pass
-        finally:
-            with contextlib.suppress(OSError):
-                stream.close()
+        for line in _lines(stream):
+            self._log_sink(line.decode("utf-8", "replace").rstrip("\n"))
 
     @property
     def alive(self) -> bool:
@@ -155,6 +145,17 @@ class Worker:
             except (OSError, subprocess.TimeoutExpired):
                 pass
         self.kill()
+
+
+def _lines(stream: IO[bytes]) -> Iterator[bytes]:
+    """A worker pipe's lines until it ends, or goes with a killed worker; then it is closed."""
+    try:
+        yield from stream
+    except (OSError, ValueError):  # ValueError: read after the pipe was closed
+        pass
+    finally:
+        with contextlib.suppress(OSError):
+            stream.close()
 
 
 def _died(worker: Worker, message: str) -> dict[str, Any]:

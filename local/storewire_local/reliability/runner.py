@@ -441,11 +441,12 @@ ORDERING_FAULTS = ("reordered", "late", "duplicate")
 TOO_EARLY = ("PrerequisiteMissing", "OrderNotFound", "CrmOrderUnknown")
 # A lease another attempt holds: that attempt died (killed) or waits on a slow vendor.
 LEASE_HELD = ("LabelInProgress",)
-LEASE_FAULTS = ("worker_killed", "third_party_timeout", "third_party_dropped")
+# Vendor faults after which nobody knows whether the request took effect.
+TRANSIT_FAULTS = ("third_party_timeout", "third_party_dropped")
+LEASE_FAULTS = ("worker_killed", *TRANSIT_FAULTS)
 # A CRM push whose attempt got no answer (a timeout, a dropped connection) may still land
 # later, so it is pushed again rather than confirmed (storewire.crm, "in doubt").
 IN_DOUBT = ("CrmPushInDoubt",)
-TRANSIT_FAULTS = ("third_party_timeout", "third_party_dropped")
 
 
 def explain(letter: dict[str, Any], faults: Counter[str]) -> bool:
