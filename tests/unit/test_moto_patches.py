@@ -501,3 +501,175 @@ def test_a_bad_condition_is_still_refused_every_time(table: Any) -> None:
     assert "written" not in first
     assert first[0] == "ValidationException"
     assert "Item" not in table.get_item(TableName=TABLE, Key=_key("stock", "C"))
+
+
+@pytest.mark.parametrize(
+    ("expression", "values", "message"),
+    [
+        ("SET pk = :s", {":s": {"S": "x"}}, "part of the key"),
+        ("SET units = :a, units = :b", {":a": {"N": "1"}, ":b": {"N": "2"}}, "overlap"),
+        ("SET units = absent + :d", {":d": {"N": "1"}}, "does not exist in the item"),
+        ("SET units = missing + :d", {":d": {"N": "1"}}, "reserved keyword"),
+        ("SET units = units + :s", {":s": {"S": "x"}}, "operand type"),
+        ("SET tags = list_append(nothing, :l)", {":l": {"L": []}}, "does not exist in the item"),
+        ("SET units = :e", {":e": {"S": ""}}, None),
+    ],
+)
+def test_update_validation_still_refuses_what_moto_refuses(
+    table: Any, expression: str, values: dict[str, Any], message: str | None
+) -> None:
+    # The validator's walks dispatch by node type once; each check must still fire
+    for _ in range(2):
+        if message is None:  # an empty string outside the keys is allowed
+            table.update_item(
+                TableName=TABLE,
+                Key=_key("stock", "A"),
+                UpdateExpression=expression,
+                ExpressionAttributeValues=values,
+            )
+            continue
+        with pytest.raises(ClientError) as refused:
+            table.update_item(
+                TableName=TABLE,
+                Key=_key("stock", "A"),
+                UpdateExpression=expression,
+                ExpressionAttributeValues=values,
+            )
+        assert refused.value.response["Error"]["Code"] == "ValidationException"
+        assert message in refused.value.response["Error"]["Message"]
+    item = table.get_item(TableName=TABLE, Key=_key("stock", "A"))["Item"]
+    assert item["units"] == ({"S": ""} if message is None else {"N": "5"})
+
+
+def test_update_validation_resolves_paths_functions_and_arithmetic(table: Any) -> None:
+    # A map path needs its map: moto refuses SET on a missing parent, as DynamoDB does
+    with pytest.raises(ClientError):
+        table.update_item(
+            TableName=TABLE,
+            Key=_key("stock", "A"),
+            UpdateExpression="SET #m.#k = :one",
+            ExpressionAttributeNames={"#m": "meta", "#k": "k"},
+            ExpressionAttributeValues={":one": {"N": "1"}},
+        )
+    table.update_item(
+        TableName=TABLE,
+        Key=_key("stock", "A"),
+        UpdateExpression="SET #m = :map",
+        ExpressionAttributeNames={"#m": "meta"},
+        ExpressionAttributeValues={":map": {"M": {}}},
+    )
+    for _ in range(2):
+        table.update_item(
+            TableName=TABLE,
+            Key=_key("stock", "A"),
+            UpdateExpression=(
+                "SET #m.#k = if_not_exists(#m.#k, :zero) + :one, "
+                "tags = list_append(if_not_exists(tags, :empty), :t), units = units - :two "
+                "ADD seen :s REMOVE nothing_there"
+            ),
+            ExpressionAttributeNames={"#m": "meta", "#k": "k"},
+            ExpressionAttributeValues={
+                ":zero": {"N": "0"},
+                ":one": {"N": "1"},
+                ":two": {"N": "2"},
+                ":empty": {"L": []},
+                ":t": {"L": [{"S": "a"}]},
+                ":s": {"SS": ["x"]},
+            },
+        )
+    item = table.get_item(TableName=TABLE, Key=_key("stock", "A"))["Item"]
+    assert item["meta"] == {"M": {"k": {"N": "2"}}}
+    assert item["tags"] == {"L": [{"S": "a"}, {"S": "a"}]}
+    assert item["units"] == {"N": "1"}
+    assert item["seen"] == {"SS": ["x"]}
+
+
+@pytest.fixture
+def bus(aws_env: None) -> Iterator[tuple[Any, Any, dict[str, str]]]:
+    with mock_aws():
+        events = boto3.client("events", region_name="us-east-1")
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        events.create_event_bus(Name="shop")
+        queues: dict[str, str] = {}
+        patterns = {
+            "orders": {"detail-type": ["OrderPlaced"]},
+            "big": {"detail": {"total": [{"numeric": [">", 100]}]}},
+            "storewire": {"source": [{"prefix": "storewire."}]},
+            "never": {"detail-type": ["Nothing"]},
+        }
+        for name, pattern in patterns.items():
+            url = sqs.create_queue(QueueName=name)["QueueUrl"]
+            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+                "QueueArn"
+            ]
+            events.put_rule(Name=name, EventBusName="shop", EventPattern=json.dumps(pattern))
+            events.put_targets(Rule=name, EventBusName="shop", Targets=[{"Id": "q", "Arn": arn}])
+            queues[name] = url
+        yield events, sqs, queues
+
+
+def _bodies(sqs: Any, url: str) -> list[dict[str, Any]]:
+    got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+    return [json.loads(m["Body"]) for m in got]
+
+
+def test_put_events_reaches_each_matching_rule_once_with_the_whole_envelope(
+    bus: tuple[Any, Any, dict[str, str]],
+) -> None:
+    events, sqs, queues = bus
+    answer = events.put_events(
+        Entries=[
+            {
+                "EventBusName": "shop",
+                "Source": "storewire.ingest",
+                "DetailType": "OrderPlaced",
+                "Detail": json.dumps({"order": "1", "total": 150}),
+                "Resources": ["arn:aws:x"],
+            },
+            {
+                "EventBusName": "shop",
+                "Source": "other",
+                "DetailType": "OrderPlaced",
+                "Detail": json.dumps({"order": "2", "total": 5}),
+            },
+        ]
+    )
+    assert answer["FailedEntryCount"] == 0
+    first_id, second_id = (entry["EventId"] for entry in answer["Entries"])
+
+    orders = _bodies(sqs, queues["orders"])
+    assert sorted(m["detail"]["order"] for m in orders) == ["1", "2"]
+    (big,) = _bodies(sqs, queues["big"])
+    (ours,) = _bodies(sqs, queues["storewire"])
+    assert big == ours
+    assert big["id"] == first_id
+    assert big["id"] != second_id
+    assert (big["source"], big["detail-type"], big["resources"]) == (
+        "storewire.ingest",
+        "OrderPlaced",
+        ["arn:aws:x"],
+    )
+    assert big["detail"] == {"order": "1", "total": 150}
+    assert big["region"] == "us-east-1"
+    assert big["time"]
+    assert _bodies(sqs, queues["never"]) == []
+
+
+def test_put_events_still_answers_bad_entries_as_moto_does(
+    bus: tuple[Any, Any, dict[str, str]],
+) -> None:
+    events, sqs, queues = bus
+    answer = events.put_events(
+        Entries=[
+            {"EventBusName": "shop", "Source": "s", "DetailType": "OrderPlaced", "Detail": "{"},
+            {
+                "EventBusName": "shop",
+                "Source": "s",
+                "DetailType": "OrderPlaced",
+                "Detail": json.dumps({"order": "3"}),
+            },
+        ]
+    )
+    assert answer["FailedEntryCount"] == 1
+    assert answer["Entries"][0]["ErrorCode"] == "MalformedDetail"
+    assert [m["detail"] for m in _bodies(sqs, queues["orders"])] == [{"order": "3"}]
