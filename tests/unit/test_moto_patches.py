@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -596,6 +597,7 @@ def bus(aws_env: None) -> Iterator[tuple[Any, Any, dict[str, str]]]:
             "big": {"detail": {"total": [{"numeric": [">", 100]}]}},
             "storewire": {"source": [{"prefix": "storewire."}]},
             "never": {"detail-type": ["Nothing"]},
+            "shaped": {"detail-type": ["OrderPlaced"]},
         }
         for name, pattern in patterns.items():
             url = sqs.create_queue(QueueName=name)["QueueUrl"]
@@ -603,7 +605,13 @@ def bus(aws_env: None) -> Iterator[tuple[Any, Any, dict[str, str]]]:
                 "QueueArn"
             ]
             events.put_rule(Name=name, EventBusName="shop", EventPattern=json.dumps(pattern))
-            events.put_targets(Rule=name, EventBusName="shop", Targets=[{"Id": "q", "Arn": arn}])
+            target: dict[str, Any] = {"Id": "q", "Arn": arn}
+            if name == "shaped":  # a target that reshapes the event takes moto's own path
+                target["InputTransformer"] = {
+                    "InputPathsMap": {"o": "$.detail.order"},
+                    "InputTemplate": '{"order": "<o>"}',
+                }
+            events.put_targets(Rule=name, EventBusName="shop", Targets=[target])
             queues[name] = url
         yield events, sqs, queues
 
@@ -651,7 +659,8 @@ def test_put_events_reaches_each_matching_rule_once_with_the_whole_envelope(
     )
     assert big["detail"] == {"order": "1", "total": 150}
     assert big["region"] == "us-east-1"
-    assert big["time"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", big["time"])
+    assert sorted(_bodies(sqs, queues["shaped"]), key=str) == [{"order": "1"}, {"order": "2"}]
     assert _bodies(sqs, queues["never"]) == []
 
 
