@@ -591,7 +591,7 @@ def _events_matched_once_per_event() -> None:
                 pattern = rule.event_pattern.get_pattern()
                 if pattern and not rule.event_pattern._does_event_match(flat, pattern):
                     continue
-                queues = _plain_queue_targets(rule.targets)
+                queues = plain_queue_targets(rule.targets)
                 if queues is None:
                     rule.send_to_targets(copy.deepcopy(envelope))
                     continue
@@ -602,7 +602,7 @@ def _events_matched_once_per_event() -> None:
                     rule._send_to_sqs_queue(queue_name, dict(rendered), group_id)
         return entries
 
-    def _plain_queue_targets(targets: list[dict[str, Any]]) -> list[tuple[str, Any]] | None:
+    def plain_queue_targets(targets: list[dict[str, Any]]) -> list[tuple[str, Any]] | None:
         """(queue name, message group) per target when every target is a queue that takes
         the event as is (moto's default template); None sends through moto's own path."""
         queues = []
