@@ -187,3 +187,34 @@ def test_given_a_label_not_yet_on_the_order_then_tracking_is_retried() -> None:
         handle_label_event(
             tracking(world, TrackingStatus.IN_TRANSIT, T0, delivery="early"), world.deps
         )
+
+
+def test_given_a_purchase_in_doubt_then_tracking_for_its_shipment_is_retried() -> None:
+    # Found by the 10,000-order run: an attempt bought the label and died before recording
+    # the purchase; the carrier's tracker for that shipment arrived while the record held only
+    # the shipment. Ignoring it lost the tracking once the purchase was recorded on redrive.
+    world = labelled()
+    record = world.store.get(ORDER_ID)
+    assert record is not None
+    assert record.shipment_id
+    world.store.records[ORDER_ID] = record.model_copy(update={"purchase": None})
+
+    with pytest.raises(TrackingBeforeLabel):
+        handle_label_event(
+            tracking(world, TrackingStatus.IN_TRANSIT, T0, delivery="in-doubt"), world.deps
+        )
+    assert shipment_status(world) == "label_created"
+
+
+def test_given_no_purchase_and_another_shipment_then_the_update_is_ignored() -> None:
+    world = labelled()
+    record = world.store.get(ORDER_ID)
+    assert record is not None
+    world.store.records[ORDER_ID] = record.model_copy(update={"purchase": None})
+
+    result = handle_label_event(
+        tracking(world, TrackingStatus.IN_TRANSIT, T0, delivery="x", shipment_id="shp_other"),
+        world.deps,
+    )
+
+    assert result.action == "ignored"

@@ -109,6 +109,10 @@ def test_a_redrive_policy_dead_letter_is_explained_by_its_logged_reason() -> Non
     assert explain(in_doubt, Counter({"third_party_timeout": 1}))
     assert explain(in_doubt, Counter({"third_party_dropped": 1}))
     assert not explain(in_doubt, Counter({"third_party_5xx": 4, "worker_killed": 2}))
+    before_label = {"origin": "redrive", "logged_error_type": "TrackingBeforeLabel"}
+    assert explain(before_label, Counter({"worker_killed": 1}))
+    assert explain(before_label, Counter({"late": 1}))
+    assert not explain(before_label, Counter({"third_party_5xx": 1}))
     silent = {"origin": "redrive", "error": "retries exhausted"}
     assert explain(silent, Counter({"worker_killed": 1})), "a killed worker logs nothing"
     assert not explain(silent, Counter({"reordered": 5}))

@@ -536,8 +536,9 @@ def apply_tracking(event: CanonicalEvent, deps: LabelDeps) -> LabelResult:
     """Apply a carrier tracking update (`ShipmentStatusChanged`) to the order's shipment.
 
     1. The order is found through the shipment (`LabelStore.find_by_shipment`): the tracker
-       names its shipment, not the order. A shipment Storewire did not buy is ignored.
-    2. Until the label is on the order record, the update is retried (`TrackingBeforeLabel`).
+       names its shipment, not the order. A shipment Storewire did not start is ignored.
+    2. Until the label's purchase is recorded and the label is on the order record, the
+       update is retried (`TrackingBeforeLabel`).
     3. The label record is the guard (`record_tracking`, one conditional write): an update
        older than the last applied one, or any after `delivered`, changes nothing.
     4. The order record: `shipment` moves to the status the tracking implies (`shipped`,
@@ -553,6 +554,17 @@ def apply_tracking(event: CanonicalEvent, deps: LabelDeps) -> LabelResult:
         record = deps.labels.get(event.order_id)
     elif data.shipment_id:
         record = deps.labels.find_by_shipment(data.shipment_id)
+    if (
+        record is not None
+        and record.purchase is None
+        and record.shipment_id
+        and record.shipment_id == (data.shipment_id or record.shipment_id)
+    ):
+        # an attempt started this shipment and its purchase is not recorded yet (in flight,
+        # or the attempt died after buying): the label may still land, so retry
+        raise TrackingBeforeLabel(
+            f"tracking for {record.order_id} arrived before its label purchase was recorded"
+        )
     if record is None or record.purchase is None:
         logger.info(
             "tracking for a shipment without a label here: ignored",

@@ -447,6 +447,9 @@ LEASE_FAULTS = ("worker_killed", *TRANSIT_FAULTS)
 # A CRM push whose attempt got no answer (a timeout, a dropped connection) may still land
 # later, so it is pushed again rather than confirmed (storewire.crm, "in doubt").
 IN_DOUBT = ("CrmPushInDoubt",)
+# Tracking for a shipment whose label is not recorded yet: it came early (ordering), or the
+# label's purchase waits on a lease a killed or slow attempt held.
+BEFORE_LABEL = ("TrackingBeforeLabel",)
 
 
 def explain(letter: dict[str, Any], faults: Counter[str]) -> bool:
@@ -471,6 +474,8 @@ def explain(letter: dict[str, Any], faults: Counter[str]) -> bool:
             return any(faults.get(kind) for kind in LEASE_FAULTS)
         if logged in IN_DOUBT:
             return any(faults.get(kind) for kind in TRANSIT_FAULTS)
+        if logged in BEFORE_LABEL:
+            return any(faults.get(kind) for kind in (*ORDERING_FAULTS, *LEASE_FAULTS))
         reason = str(letter.get("logged_reason") or "")
         if _names_injected_vendor_fault(reason, faults):
             return True
