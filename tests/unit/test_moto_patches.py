@@ -520,22 +520,20 @@ def test_update_validation_still_refuses_what_moto_refuses(
     table: Any, expression: str, values: dict[str, Any], message: str | None
 ) -> None:
     # The validator's walks dispatch by node type once; each check must still fire
+    def update() -> None:
+        table.update_item(
+            TableName=TABLE,
+            Key=_key("stock", "A"),
+            UpdateExpression=expression,
+            ExpressionAttributeValues=values,
+        )
+
     for _ in range(2):
         if message is None:  # an empty string outside the keys is allowed
-            table.update_item(
-                TableName=TABLE,
-                Key=_key("stock", "A"),
-                UpdateExpression=expression,
-                ExpressionAttributeValues=values,
-            )
+            update()
             continue
         with pytest.raises(ClientError) as refused:
-            table.update_item(
-                TableName=TABLE,
-                Key=_key("stock", "A"),
-                UpdateExpression=expression,
-                ExpressionAttributeValues=values,
-            )
+            update()
         assert refused.value.response["Error"]["Code"] == "ValidationException"
         assert message in refused.value.response["Error"]["Message"]
     item = table.get_item(TableName=TABLE, Key=_key("stock", "A"))["Item"]
@@ -616,6 +614,16 @@ def bus(aws_env: None) -> Iterator[tuple[Any, Any, dict[str, str]]]:
         yield events, sqs, queues
 
 
+def _entry(source: str, detail: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "EventBusName": "shop",
+        "Source": source,
+        "DetailType": "OrderPlaced",
+        "Detail": detail,
+        **extra,
+    }
+
+
 def _bodies(sqs: Any, url: str) -> list[dict[str, Any]]:
     got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
     return [json.loads(m["Body"]) for m in got]
@@ -627,19 +635,12 @@ def test_put_events_reaches_each_matching_rule_once_with_the_whole_envelope(
     events, sqs, queues = bus
     answer = events.put_events(
         Entries=[
-            {
-                "EventBusName": "shop",
-                "Source": "storewire.ingest",
-                "DetailType": "OrderPlaced",
-                "Detail": json.dumps({"order": "1", "total": 150}),
-                "Resources": ["arn:aws:x"],
-            },
-            {
-                "EventBusName": "shop",
-                "Source": "other",
-                "DetailType": "OrderPlaced",
-                "Detail": json.dumps({"order": "2", "total": 5}),
-            },
+            _entry(
+                "storewire.ingest",
+                json.dumps({"order": "1", "total": 150}),
+                Resources=["arn:aws:x"],
+            ),
+            _entry("other", json.dumps({"order": "2", "total": 5})),
         ]
     )
     assert answer["FailedEntryCount"] == 0
@@ -668,17 +669,7 @@ def test_put_events_still_answers_bad_entries_as_moto_does(
     bus: tuple[Any, Any, dict[str, str]],
 ) -> None:
     events, sqs, queues = bus
-    answer = events.put_events(
-        Entries=[
-            {"EventBusName": "shop", "Source": "s", "DetailType": "OrderPlaced", "Detail": "{"},
-            {
-                "EventBusName": "shop",
-                "Source": "s",
-                "DetailType": "OrderPlaced",
-                "Detail": json.dumps({"order": "3"}),
-            },
-        ]
-    )
+    answer = events.put_events(Entries=[_entry("s", "{"), _entry("s", json.dumps({"order": "3"}))])
     assert answer["FailedEntryCount"] == 1
     assert answer["Entries"][0]["ErrorCode"] == "MalformedDetail"
     assert [m["detail"] for m in _bodies(sqs, queues["orders"])] == [{"order": "3"}]

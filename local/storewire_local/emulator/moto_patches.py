@@ -492,8 +492,8 @@ def _update_validation_dispatched_by_type() -> None:
     dispatches_by_map: dict[type, bool] = {}
     handler_for: dict[tuple[type, type], type | None] = {}
 
-    def handler_key(processor: Any, kind: type, node: Any) -> type | None:
-        key = (type(processor), kind)
+    def handler_key(processor: Any, cls: type, kind: type, node: Any) -> type | None:
+        key = (cls, kind)
         try:
             return handler_for[key]
         except KeyError:
@@ -523,7 +523,7 @@ def _update_validation_dispatched_by_type() -> None:
             for i, child_node in enumerate(children):
                 self.pre_processing_of_child(node, i)
                 self.traverse_node_recursively(child_node, i)
-        handled = handler_key(self, kind, node)
+        handled = handler_key(self, cls, kind, node)
         if handled is not None:
             handlers = self.__dict__.get("_storewire_handlers")
             if handlers is None:
