@@ -25,7 +25,7 @@ from .moto_server import MotoServer, RequestInfo
 from .resources import ResourceCreator
 from .runner import FunctionRunner, InvocationError, worker_environment
 from .schedules import ScheduleError, next_fire
-from .sqs import SqsPoller, SqsSource
+from .sqs import MotoSqsDirect, SqsPoller, SqsSource
 from .stack import FunctionSpec, Stack
 
 log = logging.getLogger("storewire.emulator")
@@ -300,7 +300,8 @@ class Emulator:
             for lid, res in self.stack.resources.items()
             if res.get("Type") == "AWS::SQS::Queue"
         }
-        sqs = self.client("sqs")
+        assert self.moto is not None
+        sqs = MotoSqsDirect(self.moto.lock, ACCOUNT_ID)
         self._wire_schedule_rules()
         for spec in self.functions.values():
             for event in spec.events:
