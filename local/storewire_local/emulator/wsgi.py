@@ -71,6 +71,7 @@ class LoopbackServer:
         self._name = name
         self._listener = socket.create_server((host, port), backlog=1024)
         self._server_name = host
+        self._port = int(self._listener.getsockname()[1])  # asked once per request
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
         self._closed = threading.Event()
@@ -78,7 +79,7 @@ class LoopbackServer:
 
     @property
     def port(self) -> int:
-        return int(self._listener.getsockname()[1])
+        return self._port
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._accept, name=self._name, daemon=True)

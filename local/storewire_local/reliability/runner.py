@@ -434,7 +434,15 @@ def _queues_empty(handle: Any) -> bool:
 
 
 # Words in a dead letter's reason that name a vendor fault we inject.
-VENDOR_FAULT_WORDS = ("timeout", "timed out", "429", "500", "503", "5xx", "connect", "disconnect")
+# What each injected vendor fault looks like in a logged reason or error. A dropped connection
+# reaches the adapters as httpx's RemoteProtocolError ("Server disconnected without sending a
+# response"), which the reason names by class only.
+VENDOR_FAULT_SIGNS: dict[str, tuple[str, ...]] = {
+    "third_party_5xx": ("500", "503", "5xx"),
+    "third_party_429": ("429",),
+    "third_party_timeout": ("timeout", "timed out"),
+    "third_party_dropped": ("remoteprotocolerror", "disconnect", "connect"),
+}
 # Faults that deliver an event before what it depends on (it is retried until that is there).
 ORDERING_FAULTS = ("reordered", "late", "duplicate")
 # Retryable errors of an event that came before its prerequisite.
@@ -486,8 +494,11 @@ def explain(letter: dict[str, Any], faults: Counter[str]) -> bool:
 
 
 def _names_injected_vendor_fault(text: str, faults: Counter[str]) -> bool:
-    injected = any(kind.startswith("third_party") for kind in faults)
-    return injected and any(word in text.lower() for word in VENDOR_FAULT_WORDS)
+    lowered = text.lower()
+    return any(
+        faults.get(kind) and any(sign in lowered for sign in signs)
+        for kind, signs in VENDOR_FAULT_SIGNS.items()
+    )
 
 
 def _logged_retries(log_dir: Path) -> dict[str, dict[str, Any]]:
