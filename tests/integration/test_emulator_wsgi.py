@@ -55,6 +55,11 @@ def connect(server: LoopbackServer) -> socket.socket:
     return socket.create_connection(("127.0.0.1", server.port), timeout=5)
 
 
+def ask(sock: socket.socket, request_bytes: bytes) -> tuple[int, dict[str, str], bytes]:
+    sock.sendall(request_bytes)
+    return read_response(sock)
+
+
 def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
     reader = sock.makefile("rb")
     status = int(reader.readline().split(b" ")[1])
@@ -93,8 +98,7 @@ def test_given_a_quoted_path_then_path_info_is_decoded_and_raw_uri_kept(
     server: LoopbackServer,
 ) -> None:
     sock = connect(server)
-    sock.sendall(b"GET /bucket/a%20b/c%2Fd?list-type=2&x=%41 HTTP/1.1\r\nHost: x\r\n\r\n")
-    _, _, body = read_response(sock)
+    _, _, body = ask(sock, b"GET /bucket/a%20b/c%2Fd?list-type=2&x=%41 HTTP/1.1\r\nHost: x\r\n\r\n")
     seen = json.loads(body)
     assert seen["path"] == "/bucket/a b/c/d"
     assert seen["raw_uri"] == "/bucket/a%20b/c%2Fd?list-type=2&x=%41"
@@ -120,11 +124,11 @@ def test_given_a_chunked_body_then_the_app_sees_it_whole_with_its_length(
     server: LoopbackServer,
 ) -> None:
     sock = connect(server)
-    sock.sendall(
+    _, _, body = ask(
+        sock,
         b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-        b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n"
+        b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n",
     )
-    _, _, body = read_response(sock)
     seen = json.loads(body)
     assert seen["body"] == "hello world"
     assert seen["content_length"] == "11"
@@ -132,8 +136,7 @@ def test_given_a_chunked_body_then_the_app_sees_it_whole_with_its_length(
 
 def test_given_repeated_headers_then_they_are_joined(server: LoopbackServer) -> None:
     sock = connect(server)
-    sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Repeated: a\r\nX-Repeated: b\r\n\r\n")
-    _, _, body = read_response(sock)
+    _, _, body = ask(sock, b"GET / HTTP/1.1\r\nHost: x\r\nX-Repeated: a\r\nX-Repeated: b\r\n\r\n")
     assert json.loads(body)["repeated"] == "a, b"
 
 
@@ -150,8 +153,7 @@ def test_connection_persistence_follows_the_protocol_version_and_header(
     server: LoopbackServer, request_bytes: bytes, keeps: bool
 ) -> None:
     sock = connect(server)
-    sock.sendall(request_bytes)
-    status, headers, _ = read_response(sock)
+    status, headers, _ = ask(sock, request_bytes)
     assert status == 200
     assert (headers.get("connection") == "close") is not keeps
     if not keeps:
@@ -174,8 +176,7 @@ def test_given_a_malformed_request_then_400_and_the_app_never_runs(
     server: LoopbackServer, request_bytes: bytes, status: int
 ) -> None:
     sock = connect(server)
-    sock.sendall(request_bytes)
-    got, headers, _ = read_response(sock)
+    got, headers, _ = ask(sock, request_bytes)
     assert got == status
     assert headers["connection"] == "close"
     assert CALLS == []
@@ -183,12 +184,10 @@ def test_given_a_malformed_request_then_400_and_the_app_never_runs(
 
 def test_given_the_app_raises_then_500_and_the_server_goes_on(server: LoopbackServer) -> None:
     sock = connect(server)
-    sock.sendall(b"GET /boom HTTP/1.1\r\nHost: x\r\n\r\n")
-    status, _, _ = read_response(sock)
+    status, _, _ = ask(sock, b"GET /boom HTTP/1.1\r\nHost: x\r\n\r\n")
     assert status == 500
     again = connect(server)
-    again.sendall(b"GET /fine HTTP/1.1\r\nHost: x\r\n\r\n")
-    assert read_response(again)[0] == 200
+    assert ask(again, b"GET /fine HTTP/1.1\r\nHost: x\r\n\r\n")[0] == 200
 
 
 def test_given_a_head_request_then_no_body_follows(server: LoopbackServer) -> None:
@@ -204,8 +203,7 @@ def test_given_a_head_request_then_no_body_follows(server: LoopbackServer) -> No
 
 def test_stop_closes_idle_keep_alive_connections(server: LoopbackServer) -> None:
     sock = connect(server)
-    sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-    read_response(sock)
+    ask(sock, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
     stopper = threading.Thread(target=server.stop)
     stopper.start()
     stopper.join(timeout=5)

@@ -381,8 +381,6 @@ class MotoServer:
             from urllib.parse import urlencode
 
             short_body = urlencode(form, doseq=True).encode()
-        if wait <= 0:  # the pollers' short polls: moto answers them as they are
-            short_body = body
         deadline = time.monotonic() + min(wait, 20.0)
         while True:
             status, headers, payload = self._call_moto(environ, short_body, info)

@@ -133,7 +133,7 @@ class LoopbackServer:
         try:
             request = _read_request(connection, reader)
         except BadRequest as exc:
-            _send(connection, _error_response(exc.status, str(exc)))
+            connection.sendall(_error_response(exc.status, str(exc)))
             return False
         if request is None:
             return False
@@ -148,7 +148,7 @@ class LoopbackServer:
         )
         status, headers, body = self._call_app(environ)
         if status is None:
-            _send(connection, _error_response(500, "the application failed"))
+            connection.sendall(_error_response(500, "the application failed"))
             return False
         head_only = environ["REQUEST_METHOD"] == "HEAD"
         lines = [f"HTTP/1.1 {status}\r\n"]
@@ -166,7 +166,7 @@ class LoopbackServer:
             lines.append("Connection: close\r\n")
         lines.append("\r\n")
         head = "".join(lines).encode("latin-1")
-        _send(connection, head if head_only else head + body)
+        connection.sendall(head if head_only else head + body)
         return keep_alive
 
     def _call_app(self, environ: dict[str, Any]) -> tuple[str | None, list[Any], bytes]:
@@ -238,7 +238,7 @@ def _read_request(
     else:
         keep_alive = "keep-alive" in connection_header
     if version == "HTTP/1.1" and str(environ.get("HTTP_EXPECT", "")).lower() == "100-continue":
-        _send(connection, b"HTTP/1.1 100 Continue\r\n\r\n")
+        connection.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
     if "chunked" in str(environ.get("HTTP_TRANSFER_ENCODING", "")).lower():
         body = _read_chunked(reader)
         environ.pop("HTTP_TRANSFER_ENCODING")
@@ -311,7 +311,3 @@ def _error_response(status: int, message: str) -> bytes:
         "Content-Type: text/plain; charset=utf-8\r\n"
         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
     ).encode("latin-1") + body
-
-
-def _send(connection: socket.socket, data: bytes) -> None:
-    connection.sendall(data)

@@ -433,7 +433,6 @@ def _queues_empty(handle: Any) -> bool:
     return True
 
 
-# Words in a dead letter's reason that name a vendor fault we inject.
 # What each injected vendor fault looks like in a logged reason or error. A dropped connection
 # reaches the adapters as httpx's RemoteProtocolError ("Server disconnected without sending a
 # response"), which the reason names by class only.
