@@ -114,3 +114,29 @@ def test_a_pool_invocation_whose_worker_is_killed_at_once_fails_as_a_lambda_erro
     assert set(outcomes) == {"InvocationError"}
     assert runner.restarts >= 1
     assert thread_errors == []
+
+
+def test_a_workers_boto3_reads_no_shared_file_and_takes_the_emulators_credentials(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # /dev/null is not a safe "empty file": on some machines it is a regular file holding
+    # whatever was last written to it, and botocore then cannot parse it as config.
+    import botocore.session
+
+    env = worker_environment(spec(), "http://127.0.0.1:9", os.environ)
+    for name in ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        assert env[name] != os.devnull
+        assert not Path(env[name]).exists(), env[name]
+    for name in [k for k in os.environ if k.startswith("AWS_")]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        if name.startswith("AWS_"):
+            monkeypatch.setenv(name, value)
+
+    session = botocore.session.Session()
+
+    assert session.full_config == {"profiles": {}}
+    credentials = session.get_credentials()
+    assert credentials is not None
+    assert (credentials.access_key, credentials.method) == ("testing", "env")
+    assert session.get_config_variable("region") == env["AWS_REGION"]

@@ -24,6 +24,12 @@ log = logging.getLogger("storewire.emulator")
 
 _EOF = object()
 
+# Where a worker's boto3 looks for shared config and credentials: a path that does not exist,
+# which botocore reads as empty. Not os.devnull: on some machines /dev/null is a regular file
+# that holds whatever was last written to it, and botocore then fails to parse it (seen in CI:
+# every handler's first AWS client raised ConfigParseError).
+NO_AWS_CONFIG_FILE = str(Path(__file__).with_name("no-such-aws-config"))
+
 
 class InvocationError(Exception):
     """The handler raised, timed out, or its worker died. ``error`` is Lambda-shaped."""
@@ -339,8 +345,8 @@ def worker_environment(
             "AWS_SESSION_TOKEN": "testing",
             "AWS_DEFAULT_REGION": REGION,
             "AWS_REGION": REGION,
-            "AWS_CONFIG_FILE": os.devnull,
-            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_CONFIG_FILE": NO_AWS_CONFIG_FILE,
+            "AWS_SHARED_CREDENTIALS_FILE": NO_AWS_CONFIG_FILE,
             "AWS_EC2_METADATA_DISABLED": "true",
             "AWS_LAMBDA_FUNCTION_NAME": spec.name,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_size),
