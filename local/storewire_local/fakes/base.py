@@ -25,6 +25,7 @@ import contextlib
 import json
 import logging
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -101,6 +102,18 @@ class Fault:
         }
 
 
+class _QuietHTTPServer(ThreadingHTTPServer):
+    """A client that hangs up (a worker killed mid-request, a timeout) is routine for a vendor:
+    no traceback on stderr. Anything else is the fake's own bug and is logged as one."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        log.exception("fake failed serving %s", client_address)
+
+
 class FakeServer:
     """Base of the vendor fakes: subclasses implement `handle`, `state` and `reset_state`."""
 
@@ -112,7 +125,7 @@ class FakeServer:
         self.lock = threading.RLock()
         self.faults: list[Fault] = []
         self.requests: list[dict[str, Any]] = []
-        self._server: ThreadingHTTPServer | None = None
+        self._server: _QuietHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
     # -- lifecycle
@@ -130,8 +143,7 @@ class FakeServer:
         class Handler(_Handler):
             server_fake = fake
 
-        self._server = ThreadingHTTPServer((self.host, self.port), Handler)
-        self._server.daemon_threads = True
+        self._server = _QuietHTTPServer((self.host, self.port), Handler)
         self._thread = threading.Thread(
             target=self._server.serve_forever, name=f"fake-{self.name}", daemon=True
         )
