@@ -50,5 +50,6 @@ def test_a_fault_of_the_fake_itself_is_still_logged_with_its_traceback(
 
     [record] = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert record.name == "storewire.fakes"
-    assert record.exc_info is not None
-    assert "a bug in the fake" in str(record.exc_info[1])
+    # the traceback, as a handler renders it (a handler elsewhere in the suite may drop
+    # exc_info once it has rendered the record)
+    assert "ValueError: a bug in the fake" in caplog.text
