@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import botocore.session
 import pytest
 from storewire_local.emulator.runner import FunctionRunner, Worker, worker_environment
 from storewire_local.emulator.stack import FunctionSpec
@@ -121,8 +122,6 @@ def test_a_workers_boto3_reads_no_shared_file_and_takes_the_emulators_credential
 ) -> None:
     # /dev/null is not a safe "empty file": on some machines it is a regular file holding
     # whatever was last written to it, and botocore then cannot parse it as config.
-    import botocore.session
-
     env = worker_environment(spec(), "http://127.0.0.1:9", os.environ)
     for name in ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
         assert env[name] != os.devnull

@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
 from .cfn import ACCOUNT_ID, REGION
 from .wsgi import LoopbackServer
@@ -378,8 +378,6 @@ class MotoServer:
             form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
             wait = float((form.get("WaitTimeSeconds") or ["0"])[0] or 0)
             form["WaitTimeSeconds"] = ["0"]
-            from urllib.parse import urlencode
-
             short_body = urlencode(form, doseq=True).encode()
         deadline = time.monotonic() + min(wait, 20.0)
         while True:
